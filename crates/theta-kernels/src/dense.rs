@@ -1,0 +1,211 @@
+//! A dense layer `h = σ(x W + b)` and its four passes, on row-major buffers.
+//!
+//! Shapes, for a batch of `N` rows: `x` is `N × fan_in`, `W` is
+//! `fan_in × fan_out` (row-major, exactly the flat layout of theta's parameter
+//! vectors), `b` has `fan_out` values, `h` is `N × fan_out`.
+//!
+//! The matrix products run on faer (`Par::Seq`: one thread, a fixed order);
+//! everything element-wise around them is one fused SIMD sweep from
+//! [`crate::activation`]. The passes, with `v = (V, c)` a direction in
+//! parameter space and `R{·}` Pearlmutter's directional derivative along it:
+//!
+//! ```text
+//! forward            z = x W + b,             h = σ(z)
+//! backward           δz = δh ⊙ σ'(z),         ∂W = xᵀ δz,  ∂b = Σ_n δz,  δx = δz Wᵀ
+//! tangent forward    Rz = Rx W + x V + c,     Rh = σ'(z) ⊙ Rz
+//! tangent backward   Rδz = Rδh ⊙ σ' + δh ⊙ σ'' ⊙ Rz
+//!                    R∂W = Rxᵀ δz + xᵀ Rδz,   R∂b = Σ_n Rδz
+//!                    Rδx = Rδz Wᵀ + δz Vᵀ
+//! ```
+//!
+//! `(R∂W, R∂b)` over all layers is the exact Hessian-vector product `H v`.
+//! None of these functions allocates.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+use crate::activation::{
+    Activation, backward_tangent, bias_activation, column_sums, mul_activation_derivative,
+    tangent_bias_activation,
+};
+use crate::real::Real;
+
+fn view<T: Real>(s: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
+    MatRef::from_row_major_slice(&s[..rows * cols], rows, cols)
+}
+
+fn view_mut<T: Real>(s: &mut [T], rows: usize, cols: usize) -> MatMut<'_, T> {
+    MatMut::from_row_major_slice_mut(&mut s[..rows * cols], rows, cols)
+}
+
+fn accum(accumulate: bool) -> Accum {
+    if accumulate { Accum::Add } else { Accum::Replace }
+}
+
+/// `out (m × n) ← [out +] a (m × k) · b (k × n)`, all row-major.
+pub fn gemm<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    matmul(view_mut(out, m, n), accum(accumulate), view(a, m, k), view(b, k, n), T::ONE, Par::Seq);
+}
+
+/// `out (k × n) ← [out +] aᵀ · b` for `a` of `m × k` and `b` of `m × n`.
+pub fn gemm_tn<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    matmul(
+        view_mut(out, k, n),
+        accum(accumulate),
+        view(a, m, k).transpose(),
+        view(b, m, n),
+        T::ONE,
+        Par::Seq,
+    );
+}
+
+/// `out (m × k) ← [out +] a · bᵀ` for `a` of `m × n` and `b` of `k × n`.
+pub fn gemm_nt<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    matmul(
+        view_mut(out, m, k),
+        accum(accumulate),
+        view(a, m, n),
+        view(b, k, n).transpose(),
+        T::ONE,
+        Par::Seq,
+    );
+}
+
+/// The shape and activation of one dense layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dense {
+    /// Input width `d_{l−1}`.
+    pub fan_in: usize,
+    /// Output width `d_l`.
+    pub fan_out: usize,
+    /// σ.
+    pub activation: Activation,
+}
+
+impl Dense {
+    /// Number of parameters: `fan_in · fan_out` weights then `fan_out` biases.
+    pub fn num_params(&self) -> usize {
+        self.fan_in * self.fan_out + self.fan_out
+    }
+
+    /// Floating-point operations of one forward pass over `rows` rows (the
+    /// matrix product's multiply-adds counted as two).
+    pub fn forward_flops(&self, rows: usize) -> usize {
+        2 * rows * self.fan_in * self.fan_out
+    }
+
+    /// Forward: `h = σ(x W + b)`; `h` is also the cache the other passes read.
+    pub fn forward<T: Real>(&self, rows: usize, x: &[T], w: &[T], b: &[T], h: &mut [T]) {
+        let (i, o) = (self.fan_in, self.fan_out);
+        gemm(false, h, x, w, rows, i, o);
+        bias_activation(self.activation, &mut h[..rows * o], b);
+    }
+
+    /// Backward: turns `delta` from δh into δz in place, writes `∂W` and `∂b`,
+    /// and `δx = δz Wᵀ` into `delta_in` when given (not needed for layer 1).
+    pub fn backward<T: Real>(
+        &self,
+        rows: usize,
+        x: &[T],
+        w: &[T],
+        h: &[T],
+        delta: &mut [T],
+        grad_w: &mut [T],
+        grad_b: &mut [T],
+        delta_in: Option<&mut [T]>,
+    ) {
+        let (i, o) = (self.fan_in, self.fan_out);
+        let n = rows * o;
+        mul_activation_derivative(self.activation, &h[..n], &mut delta[..n]);
+        gemm_tn(false, grad_w, x, delta, rows, i, o);
+        column_sums(&delta[..n], grad_b);
+        if let Some(delta_in) = delta_in {
+            gemm_nt(false, delta_in, delta, w, rows, o, i);
+        }
+    }
+
+    /// Tangent forward along `v = (V, c)`: `Rz = Rx W + x V + c` and
+    /// `Rh = σ'(z) ⊙ Rz`, with `Rx = 0` when `rx` is `None` (the input layer).
+    pub fn tangent_forward<T: Real>(
+        &self,
+        rows: usize,
+        x: &[T],
+        rx: Option<&[T]>,
+        w: &[T],
+        v_w: &[T],
+        v_b: &[T],
+        h: &[T],
+        rz: &mut [T],
+        rh: &mut [T],
+    ) {
+        let (i, o) = (self.fan_in, self.fan_out);
+        let n = rows * o;
+        gemm(false, rz, x, v_w, rows, i, o);
+        if let Some(rx) = rx {
+            gemm(true, rz, rx, w, rows, i, o);
+        }
+        tangent_bias_activation(self.activation, &h[..n], v_b, &mut rz[..n], &mut rh[..n]);
+    }
+
+    /// Tangent backward, fused with the plain backward pass: turns `delta`
+    /// (δh → δz) and `r_delta` (Rδh → Rδz) in place, writes the gradient
+    /// `(∂W, ∂b)` and the Hessian-vector product `(R∂W, R∂b)` of this layer,
+    /// and `(δx, Rδx)` into `delta_in` when given.
+    pub fn tangent_backward<T: Real>(
+        &self,
+        rows: usize,
+        x: &[T],
+        rx: Option<&[T]>,
+        w: &[T],
+        v_w: &[T],
+        h: &[T],
+        rz: &[T],
+        delta: &mut [T],
+        r_delta: &mut [T],
+        grad_w: &mut [T],
+        grad_b: &mut [T],
+        hv_w: &mut [T],
+        hv_b: &mut [T],
+        delta_in: Option<(&mut [T], &mut [T])>,
+    ) {
+        let (i, o) = (self.fan_in, self.fan_out);
+        let n = rows * o;
+        backward_tangent(self.activation, &h[..n], &rz[..n], &mut delta[..n], &mut r_delta[..n]);
+        gemm_tn(false, grad_w, x, delta, rows, i, o);
+        column_sums(&delta[..n], grad_b);
+        gemm_tn(false, hv_w, x, r_delta, rows, i, o);
+        if let Some(rx) = rx {
+            gemm_tn(true, hv_w, rx, delta, rows, i, o);
+        }
+        column_sums(&r_delta[..n], hv_b);
+        if let Some((delta_in, r_delta_in)) = delta_in {
+            gemm_nt(false, delta_in, delta, w, rows, o, i);
+            gemm_nt(false, r_delta_in, r_delta, w, rows, o, i);
+            gemm_nt(true, r_delta_in, delta, v_w, rows, o, i);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! theta's hot path: the numeric kernels every other crate builds on.
+//!
+//! * [`real`]: the scalar types (`f32`, `f64`) and their 512-bit SIMD packs;
+//!   [`simd_level`] reports the instructions a build uses.
+//! * [`activation`]: activations σ and the fused element-wise sweeps of a
+//!   dense layer (bias + activation; derivative products; the R-pass sweep).
+//! * [`dense`]: a dense layer's forward, backward, tangent forward and tangent
+//!   backward passes, on faer matrix products around those sweeps.
+//! * [`loss`]: MSE and softmax cross-entropy, their gradients and output
+//!   Hessian-vector products.
+//! * [`vector`]: axpy, dot, norm and scale on flat parameter vectors.
+//!
+//! Every SIMD kernel has a plain scalar `*_ref` twin that the tests hold it
+//! to. Nothing here allocates: callers own the buffers. This crate depends on
+//! nothing else of theta's.
+#![warn(missing_docs)]
+
+pub mod activation;
+pub mod dense;
+pub mod loss;
+pub mod real;
+pub mod vector;
+
+pub use activation::Activation;
+pub use dense::Dense;
+pub use loss::{Loss, TargetsRef};
+pub use real::{Pack, Real, simd_level};

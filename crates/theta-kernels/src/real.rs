@@ -1,0 +1,228 @@
+//! The floating-point types the kernels run on, and their SIMD packs.
+//!
+//! [`Real`] is implemented for `f32` (the fast default) and `f64` (for exactness
+//! checks). Each has one [`Pack`] type of 512 bits: `f32x16` and `f64x8` from
+//! `wide`. With AVX-512 enabled at build time (this workspace's default, see
+//! `.cargo/config.toml`) a pack is one register; without it, `wide` runs the
+//! same code on two 256-bit halves. [`simd_level`] says which.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A scalar the kernels compute in: `f32` or `f64`.
+///
+/// The arithmetic bounds let generic code read like the maths; the methods
+/// give the few transcendental functions the activations and losses need.
+pub trait Real:
+    faer::traits::RealField
+    + Copy
+    + Default
+    + PartialOrd
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + Sum
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + 'static
+{
+    /// The 512-bit SIMD pack of this scalar.
+    type Pack: Pack<Self>;
+    /// `"f32"` or `"f64"`.
+    const NAME: &'static str;
+    /// Machine epsilon.
+    const EPSILON: Self;
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// Converts from `f64`, rounding to nearest.
+    fn from_f64(x: f64) -> Self;
+    /// Converts to `f64` (exact for both types).
+    fn to_f64(self) -> f64;
+    /// Converts a count, as used for means (`1/N`).
+    fn from_usize(n: usize) -> Self {
+        Self::from_f64(n as f64)
+    }
+    /// eˣ.
+    fn exp(self) -> Self;
+    /// The natural logarithm.
+    fn ln(self) -> Self;
+    /// The hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// The square root.
+    fn sqrt(self) -> Self;
+    /// The absolute value.
+    fn abs(self) -> Self;
+    /// The larger of two values (NaN-ignoring, as `f64::max`).
+    fn max(self, other: Self) -> Self;
+    /// True unless NaN or infinite.
+    fn is_finite(self) -> bool;
+}
+
+/// A SIMD pack of [`Pack::LANES`] scalars, as the kernels use it.
+pub trait Pack<T>:
+    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self>
+{
+    /// How many scalars one pack holds.
+    const LANES: usize;
+    /// All lanes set to `x`.
+    fn splat(x: T) -> Self;
+    /// Loads the first `LANES` values of `s`. Panics if `s` is shorter.
+    fn load(s: &[T]) -> Self;
+    /// Stores into the first `LANES` values of `s`. Panics if `s` is shorter.
+    fn store(self, s: &mut [T]);
+    /// `self * a + b`, fused where the target has FMA.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// `x` in the lanes where `self > 0`, else 0 (ReLU's derivative applied to `x`).
+    fn positive_select(self, x: Self) -> Self;
+    /// Lane-wise maximum.
+    fn max(self, other: Self) -> Self;
+    /// Lane-wise minimum.
+    fn min(self, other: Self) -> Self;
+    /// Lane-wise eˣ.
+    fn exp(self) -> Self;
+    /// Lane-wise eˣ − 1, accurate near 0.
+    fn exp_m1(self) -> Self;
+    /// Lane-wise absolute value.
+    fn abs(self) -> Self;
+    /// Lane-wise `|self|` with the sign of `sign`.
+    fn with_sign_of(self, sign: Self) -> Self;
+    /// The lanes summed in lane order (deterministic, unlike `wide`'s
+    /// `reduce_add`, whose order is unspecified).
+    fn sum_lanes(self) -> T;
+}
+
+macro_rules! impl_real {
+    ($t:ident, $pack:ident, $lanes:literal) => {
+        impl Real for $t {
+            type Pack = wide::$pack;
+            const NAME: &'static str = stringify!($t);
+            const EPSILON: Self = $t::EPSILON;
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $t::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                $t::ln(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                $t::tanh(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $t::abs(self)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                $t::max(self, other)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                $t::is_finite(self)
+            }
+        }
+
+        impl Pack<$t> for wide::$pack {
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            fn splat(x: $t) -> Self {
+                wide::$pack::splat(x)
+            }
+            #[inline(always)]
+            fn load(s: &[$t]) -> Self {
+                let a: [$t; $lanes] = s[..$lanes].try_into().expect("slice of LANES values");
+                wide::$pack::from(a)
+            }
+            #[inline(always)]
+            fn store(self, s: &mut [$t]) {
+                s[..$lanes].copy_from_slice(&self.to_array());
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                wide::$pack::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn positive_select(self, x: Self) -> Self {
+                self.simd_gt(wide::$pack::ZERO).select(x, wide::$pack::ZERO)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                wide::$pack::max(self, other)
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                wide::$pack::min(self, other)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                wide::$pack::exp(self)
+            }
+            #[inline(always)]
+            fn exp_m1(self) -> Self {
+                wide::$pack::exp_m1(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                wide::$pack::abs(self)
+            }
+            #[inline(always)]
+            fn with_sign_of(self, sign: Self) -> Self {
+                sign.is_sign_negative().select(-self.abs(), self.abs())
+            }
+            #[inline(always)]
+            fn sum_lanes(self) -> $t {
+                let mut s = 0.0;
+                for x in self.to_array() {
+                    s += x;
+                }
+                s
+            }
+        }
+    };
+}
+
+impl_real!(f32, f32x16, 16);
+impl_real!(f64, f64x8, 8);
+
+/// Which SIMD instructions this build of the kernels uses.
+///
+/// `wide` chooses at compile time from the enabled target features; this
+/// workspace enables AVX-512 (`target-cpu=x86-64-v4` in `.cargo/config.toml`).
+/// Benchmarks print this so that every number says what it was measured with.
+pub fn simd_level() -> &'static str {
+    if cfg!(target_feature = "avx512f") {
+        "avx512f: f32x16 / f64x8 in one 512-bit register"
+    } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        "avx2+fma: f32x16 / f64x8 as two 256-bit registers"
+    } else if cfg!(target_feature = "sse2") {
+        "sse2: f32x16 / f64x8 as four 128-bit registers"
+    } else {
+        "scalar fallback: f32x16 / f64x8 emulated lane by lane"
+    }
+}

@@ -1,0 +1,192 @@
+//! Every SIMD kernel equals its scalar reference within a few ulps, at every
+//! size from 1 to 67 (whole packs, tails, and both), in f32 and f64.
+
+use theta_kernels::activation::*;
+use theta_kernels::loss::{mse, mse_ref};
+use theta_kernels::vector::*;
+use theta_kernels::{Activation, Real};
+
+const MAX_ULPS: f64 = 4.0;
+
+/// A small deterministic generator, so this crate's tests need no RNG crate.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn vec<T: Real>(&mut self, n: usize, scale: f64) -> Vec<T> {
+        (0..n).map(|_| T::from_f64((2.0 * self.next() - 1.0) * scale)).collect()
+    }
+}
+
+fn assert_ulps<T: Real>(what: &str, actual: &[T], expected: &[T]) {
+    assert_eq!(actual.len(), expected.len());
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let (a, e) = (a.to_f64(), e.to_f64());
+        let scale = a.abs().max(e.abs()).max(f64::MIN_POSITIVE);
+        let ulps = (a - e).abs() / (T::EPSILON.to_f64() * scale);
+        assert!(ulps <= MAX_ULPS, "{what} ({}): element {i} of {}: {a} vs {e} ({ulps:.1} ulps)", T::NAME, actual.len());
+    }
+}
+
+fn sweeps<T: Real>() {
+    let mut g = Lcg(7);
+    for act in Activation::ALL {
+        for cols in 1..=67 {
+            let rows = 3;
+            let b: Vec<T> = g.vec(cols, 1.0);
+            let z: Vec<T> = g.vec(rows * cols, 4.0);
+            let (mut h, mut h_ref) = (z.clone(), z.clone());
+            bias_activation(act, &mut h, &b);
+            bias_activation_ref(act, &mut h_ref, &b);
+            assert_ulps(&format!("bias_activation {act} cols {cols}"), &h, &h_ref);
+
+            let x: Vec<T> = g.vec(rows * cols, 2.0);
+            let (mut y, mut y_ref) = (x.clone(), x.clone());
+            mul_activation_derivative(act, &h_ref, &mut y);
+            mul_activation_derivative_ref(act, &h_ref, &mut y_ref);
+            assert_ulps(&format!("mul_activation_derivative {act} n {}", y.len()), &y, &y_ref);
+
+            let c: Vec<T> = g.vec(cols, 1.0);
+            let rz0: Vec<T> = g.vec(rows * cols, 1.0);
+            let (mut rz, mut rz_ref) = (rz0.clone(), rz0.clone());
+            let (mut rh, mut rh_ref) = (vec![T::ZERO; rows * cols], vec![T::ZERO; rows * cols]);
+            tangent_bias_activation(act, &h_ref, &c, &mut rz, &mut rh);
+            tangent_bias_activation_ref(act, &h_ref, &c, &mut rz_ref, &mut rh_ref);
+            assert_ulps(&format!("tangent_bias_activation rz {act} cols {cols}"), &rz, &rz_ref);
+            assert_ulps(&format!("tangent_bias_activation rh {act} cols {cols}"), &rh, &rh_ref);
+        }
+        for n in 1..=67 {
+            let z: Vec<T> = g.vec(n, 3.0);
+            let mut h = z.clone();
+            bias_activation_ref(act, &mut h, &[T::ZERO]);
+            let rz: Vec<T> = g.vec(n, 1.0);
+            let d0: Vec<T> = g.vec(n, 1.0);
+            let r0: Vec<T> = g.vec(n, 1.0);
+            let (mut d, mut r) = (d0.clone(), r0.clone());
+            let (mut d_ref, mut r_ref) = (d0.clone(), r0.clone());
+            backward_tangent(act, &h, &rz, &mut d, &mut r);
+            backward_tangent_ref(act, &h, &rz, &mut d_ref, &mut r_ref);
+            assert_ulps(&format!("backward_tangent delta {act} n {n}"), &d, &d_ref);
+            // Rδz = Rδh·σ' + δh·σ''·Rz is a sum of two terms that may cancel;
+            // the SIMD version fuses it into one multiply-add, so the bound is
+            // a few ulps of the terms' magnitudes, not of the result.
+            for i in 0..n {
+                let hv = h[i];
+                let terms = (r0[i] * act.derivative_from_output(hv)).to_f64().abs()
+                    + (d0[i] * act.second_derivative_from_output(hv) * rz[i]).to_f64().abs();
+                let err = (r[i].to_f64() - r_ref[i].to_f64()).abs();
+                assert!(
+                    err <= MAX_ULPS * T::EPSILON.to_f64() * terms,
+                    "backward_tangent r_delta {act} n {n} element {i}: {} vs {}",
+                    r[i],
+                    r_ref[i]
+                );
+            }
+        }
+    }
+    for cols in 1..=67 {
+        let m: Vec<T> = g.vec(5 * cols, 1.0).into_iter().map(|x: T| x.abs()).collect();
+        let (mut s, mut s_ref) = (vec![T::ZERO; cols], vec![T::ZERO; cols]);
+        column_sums(&m, &mut s);
+        column_sums_ref(&m, &mut s_ref);
+        assert_ulps(&format!("column_sums cols {cols}"), &s, &s_ref);
+    }
+}
+
+/// tanh and sigmoid in packs agree with the standard library's scalars
+/// everywhere, including near 0 (where tanh must not cancel) and in saturation.
+fn transcendental_accuracy<T: Real>() {
+    let mut z = Vec::new();
+    for i in -4000..=4000 {
+        z.push(T::from_f64(i as f64 * 0.006));
+    }
+    for p in -30..0 {
+        z.push(T::from_f64(10f64.powi(p)));
+        z.push(T::from_f64(-(10f64.powi(p))));
+    }
+    for x in [30.0, -30.0, 80.0, -80.0, 700.0, -700.0] {
+        z.push(T::from_f64(x));
+    }
+    let len = z.len() - z.len() % 16;
+    z.truncate(len);
+    for act in [Activation::Tanh, Activation::Sigmoid] {
+        let (mut h, mut h_ref) = (z.clone(), z.clone());
+        bias_activation(act, &mut h, &[T::ZERO]);
+        // One column means the scalar tail runs; use 16 columns for packs.
+        let mut hp = z.clone();
+        bias_activation(act, &mut hp, &[T::ZERO; 16]);
+        bias_activation_ref(act, &mut h_ref, &[T::ZERO]);
+        assert_ulps(&format!("{act} scalar"), &h, &h_ref);
+        assert_ulps(&format!("{act} simd"), &hp, &h_ref);
+    }
+}
+
+fn vectors<T: Real>() {
+    let mut g = Lcg(11);
+    for n in 1..=67 {
+        let x: Vec<T> = g.vec(n, 1.0);
+        let y0: Vec<T> = g.vec(n, 1.0);
+        let a = T::from_f64(0.37);
+        let (mut y, mut y_ref) = (y0.clone(), y0.clone());
+        axpy(a, &x, &mut y);
+        axpy_ref(a, &x, &mut y_ref);
+        // axpy is one fused multiply-add per element: the results may differ by
+        // the rounding of the product, bounded by eps·|a·x|.
+        for i in 0..n {
+            let bound = 2.0 * T::EPSILON.to_f64() * ((a * x[i]).to_f64().abs() + y_ref[i].to_f64().abs());
+            assert!((y[i].to_f64() - y_ref[i].to_f64()).abs() <= bound, "axpy n {n} element {i}");
+        }
+        let (mut s, mut s_ref) = (x.clone(), x.clone());
+        scale(a, &mut s);
+        scale_ref(a, &mut s_ref);
+        assert_ulps(&format!("scale n {n}"), &s, &s_ref);
+
+        // Reductions change the order of the sum; bound by n·eps·Σ|xᵢyᵢ|.
+        let bound = n as f64 * T::EPSILON.to_f64() * x.iter().zip(&y0).map(|(a, b)| (a.to_f64() * b.to_f64()).abs()).sum::<f64>();
+        let (d, d_ref) = (dot(&x, &y0).to_f64(), dot_ref(&x, &y0).to_f64());
+        assert!((d - d_ref).abs() <= bound, "dot n {n}: {d} vs {d_ref}");
+        assert_ulps(&format!("norm n {n}"), &[norm(&x)], &[norm_ref(&x)]);
+
+        let (mut g1, mut g2) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+        let l = mse(&x, &y0, 1, Some(&mut g1)).to_f64();
+        let l_ref = mse_ref(&x, &y0, 1, Some(&mut g2)).to_f64();
+        assert!((l - l_ref).abs() <= n as f64 * T::EPSILON.to_f64() * l_ref.abs(), "mse n {n}");
+        assert_ulps(&format!("mse gradient n {n}"), &g1, &g2);
+    }
+}
+
+#[test]
+fn sweeps_f32() {
+    sweeps::<f32>();
+}
+#[test]
+fn sweeps_f64() {
+    sweeps::<f64>();
+}
+#[test]
+fn transcendental_accuracy_f32() {
+    transcendental_accuracy::<f32>();
+}
+#[test]
+fn transcendental_accuracy_f64() {
+    transcendental_accuracy::<f64>();
+}
+#[test]
+fn vectors_f32() {
+    vectors::<f32>();
+}
+#[test]
+fn vectors_f64() {
+    vectors::<f64>();
+}
+
+#[test]
+fn names_round_trip() {
+    for act in Activation::ALL {
+        assert_eq!(Activation::from_name(act.name()), Some(act));
+    }
+    assert_eq!(Activation::from_name("softplus"), None);
+    println!("SIMD level: {}", theta_kernels::simd_level());
+}
