@@ -1,0 +1,122 @@
+//! The model contract: what every model gives the algorithms.
+//!
+//! A model maps a flat parameter vector θ and a split to a loss, and gives
+//! its exact derivatives. Algorithms see nothing else of it, so any model
+//! that implements [`Model`] runs under every algorithm.
+//!
+//! # Parameter layout
+//! θ is one flat slice. For a multi-layer perceptron it is, layer by layer for
+//! l = 1..L, the weights `W_l` (`d_{l−1} × d_l`, row-major: `W_l[i][j]` joins
+//! input unit i to output unit j), then the bias `b_l` (`d_l` values): the
+//! layout of the `theta-reference-case/1` format, so parameters can be
+//! exchanged with JAX or PyTorch code. Gradients and directions share it.
+//!
+//! # Scratch
+//! The passes allocate nothing. Each needs a scratch slice of at least
+//! [`Model::scratch_len`] values for its [`Pass`] and number of rows; the
+//! caller owns it and reuses it (a [`Scratch`] does the sizing).
+
+use crate::data::{Matrix, Split};
+use crate::error::Result;
+use theta_kernels::{Loss, Real};
+
+/// Which computation a scratch buffer is sized for. Each pass needs at most
+/// as much as the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// Outputs only.
+    Predict,
+    /// The loss.
+    Loss,
+    /// The loss and its gradient.
+    Gradient,
+    /// The loss, the gradient and a Hessian-vector product.
+    HessianVector,
+    /// The loss and a Gauss-Newton-vector product.
+    GaussNewton,
+}
+
+/// A differentiable model with a loss: everything an algorithm needs.
+///
+/// Every method validates its arguments (θ's length, the split's widths and
+/// target kind, labels, buffer lengths) and returns an error instead of
+/// panicking; a loss that comes out non-finite is an error too.
+pub trait Model<T: Real>: Send + Sync {
+    /// Number of parameters P (the length of θ).
+    fn num_params(&self) -> usize;
+    /// Input width `d_0`.
+    fn input_dim(&self) -> usize;
+    /// Output width `d_L` (the number of classes for classification).
+    fn output_dim(&self) -> usize;
+    /// The loss the model is trained with.
+    fn loss_kind(&self) -> Loss;
+    /// Scratch values a pass over `rows` points needs.
+    fn scratch_len(&self, pass: Pass, rows: usize) -> usize;
+    /// Floating-point operations of a pass over `rows` points (for throughput).
+    fn flops(&self, pass: Pass, rows: usize) -> usize;
+
+    /// Writes the outputs `h_L` for inputs `x` into `out` (`rows × d_L`).
+    fn predict(&self, theta: &[T], x: &Matrix<T>, out: &mut [T], scratch: &mut [T])
+    -> Result<()>;
+
+    /// The loss `L(θ)` on a split.
+    fn loss(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T>;
+
+    /// The loss and its gradient `∇L(θ)`, written into `grad`.
+    fn loss_grad(&self, theta: &[T], split: &Split<T>, grad: &mut [T], scratch: &mut [T])
+    -> Result<T>;
+
+    /// The loss, its gradient, and the exact Hessian-vector product `H(θ) v`
+    /// (Pearlmutter's R-operator), in one fused pass.
+    fn loss_grad_hvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        grad: &mut [T],
+        hvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T>;
+
+    /// The loss and the Gauss-Newton-vector product `G(θ) v = Jᵀ H_out J v`,
+    /// J the Jacobian of the outputs and `H_out` the loss's Hessian with
+    /// respect to them. G is positive semi-definite where H may not be.
+    fn loss_gnvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        gnvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T>;
+}
+
+/// A reusable scratch buffer that grows to the largest pass asked of it.
+/// After the first call for the largest pass it never allocates again.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch<T> {
+    buf: Vec<T>,
+}
+
+impl<T: Real> Scratch<T> {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Scratch { buf: Vec::new() }
+    }
+
+    /// A buffer already sized for `pass` over `rows` points of `model`.
+    pub fn for_model(model: &dyn Model<T>, pass: Pass, rows: usize) -> Self {
+        let mut s = Self::new();
+        s.get(model, pass, rows);
+        s
+    }
+
+    /// The scratch slice for `pass` over `rows` points of `model`.
+    pub fn get(&mut self, model: &dyn Model<T>, pass: Pass, rows: usize) -> &mut [T] {
+        let n = model.scratch_len(pass, rows);
+        if self.buf.len() < n {
+            self.buf.resize(n, T::ZERO);
+        }
+        &mut self.buf[..n]
+    }
+}

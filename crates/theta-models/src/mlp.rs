@@ -1,0 +1,528 @@
+//! The multi-layer perceptron.
+//!
+//! `h_0 = x`, `z_l = h_{l−1} W_l + b_l`, `h_l = σ_l(z_l)` for l = 1..L, with
+//! the hidden activation for l < L and the output activation for l = L, then
+//! the loss on `h_L`. Each layer is a [`Dense`] kernel; this module chains
+//! them and lays out the caller's scratch:
+//!
+//! ```text
+//! [ h_1 … h_L | δ ping | δ pong | Rz_1 … Rz_L | Rh_1 … Rh_L | Rδ ping | Rδ pong ]
+//!   forward     gradient         Hessian- and Gauss-Newton-vector products
+//! ```
+//!
+//! each `h_l`, `Rz_l`, `Rh_l` being `N × d_l` and each δ buffer `N × max d_l`.
+
+use std::ops::Range;
+
+use theta_core::random::{Rng, truncated_normal, uniform};
+use theta_core::{Error, Matrix, Model, Pass, Result, Split, Targets, check_len};
+use theta_kernels::{Activation, Dense, Loss, Real};
+
+/// What an [`Mlp`] is: its widths, activations and loss.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MlpSpec {
+    /// `[d_0, d_1, …, d_L]`: input width, hidden widths, output width.
+    pub layer_sizes: Vec<usize>,
+    /// σ for layers 1..L−1.
+    pub hidden: Activation,
+    /// σ for layer L (identity for regression and for logits).
+    pub output: Activation,
+    /// The loss on `h_L`.
+    pub loss: Loss,
+}
+
+impl MlpSpec {
+    /// A ReLU network with identity output, as the MAML paper's sinusoid
+    /// (1-40-40-1, MSE) and classification (…-N, cross-entropy) networks.
+    pub fn relu(layer_sizes: &[usize], loss: Loss) -> Self {
+        MlpSpec {
+            layer_sizes: layer_sizes.to_vec(),
+            hidden: Activation::Relu,
+            output: Activation::Identity,
+            loss,
+        }
+    }
+}
+
+/// How to draw initial parameters θ₀.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Weights and biases uniform in ±1/√fan_in (PyTorch's `nn.Linear`, and
+    /// the distribution of the reference cases).
+    UniformFanIn,
+    /// Weights from a normal truncated at two standard deviations, biases
+    /// zero (cbfinn/maml uses `std = 0.01`).
+    TruncatedNormal {
+        /// Standard deviation before truncation.
+        std: f64,
+    },
+}
+
+/// Where one layer's parameters sit in θ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerLayout {
+    /// Shape and activation.
+    pub dense: Dense,
+    /// `W_l`, `fan_in × fan_out`, row-major.
+    pub weights: Range<usize>,
+    /// `b_l`.
+    pub bias: Range<usize>,
+    /// Σ_{k<l} d_k: where `h_l` starts in the activation scratch, per row.
+    act_offset: usize,
+}
+
+/// A multi-layer perceptron with a loss, implementing [`Model`] for `f32`
+/// and `f64`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mlp {
+    spec: MlpSpec,
+    layers: Vec<LayerLayout>,
+    num_params: usize,
+    /// Σ_{l≥1} d_l.
+    total_width: usize,
+    /// max_{l≥1} d_l.
+    max_width: usize,
+}
+
+impl Mlp {
+    /// Builds the network, checking that it has at least one layer, no layer
+    /// of width zero, and at least two classes for cross-entropy.
+    pub fn new(spec: MlpSpec) -> Result<Self> {
+        let sizes = &spec.layer_sizes;
+        if sizes.len() < 2 {
+            return Err(Error::InvalidModel(format!(
+                "layer_sizes {sizes:?} needs an input and an output width"
+            )));
+        }
+        if let Some(i) = sizes.iter().position(|&d| d == 0) {
+            return Err(Error::InvalidModel(format!(
+                "layer_sizes {sizes:?}: width {i} is zero"
+            )));
+        }
+        if spec.loss == Loss::SoftmaxCrossEntropy && sizes[sizes.len() - 1] < 2 {
+            return Err(Error::InvalidModel(
+                "softmax cross-entropy needs at least two outputs (classes)".into(),
+            ));
+        }
+        let n_layers = sizes.len() - 1;
+        let mut layers = Vec::with_capacity(n_layers);
+        let (mut offset, mut act_offset) = (0, 0);
+        for l in 0..n_layers {
+            let dense = Dense {
+                fan_in: sizes[l],
+                fan_out: sizes[l + 1],
+                activation: if l + 1 == n_layers { spec.output } else { spec.hidden },
+            };
+            let w = offset..offset + dense.fan_in * dense.fan_out;
+            let b = w.end..w.end + dense.fan_out;
+            offset = b.end;
+            layers.push(LayerLayout { dense, weights: w, bias: b, act_offset });
+            act_offset += dense.fan_out;
+        }
+        let max_width = sizes[1..].iter().copied().max().unwrap_or(0);
+        Ok(Mlp { spec, layers, num_params: offset, total_width: act_offset, max_width })
+    }
+
+    /// The description it was built from.
+    pub fn spec(&self) -> &MlpSpec {
+        &self.spec
+    }
+
+    /// Each layer's shape and place in θ.
+    pub fn layers(&self) -> &[LayerLayout] {
+        &self.layers
+    }
+
+    /// Draws θ₀.
+    pub fn init<T: Real>(&self, init: Init, rng: &mut Rng) -> Vec<T> {
+        let mut theta = vec![T::ZERO; self.num_params];
+        self.init_into(init, rng, &mut theta);
+        theta
+    }
+
+    /// Draws θ₀ into `theta` (of length P), layer by layer, weights row by
+    /// row, then biases.
+    pub fn init_into<T: Real>(&self, init: Init, rng: &mut Rng, theta: &mut [T]) {
+        for layer in &self.layers {
+            let fan_in = layer.dense.fan_in as f64;
+            match init {
+                Init::UniformFanIn => {
+                    let r = 1.0 / fan_in.sqrt();
+                    for p in &mut theta[layer.weights.start..layer.bias.end] {
+                        *p = T::from_f64(uniform(rng, -r, r));
+                    }
+                }
+                Init::TruncatedNormal { std } => {
+                    for p in &mut theta[layer.weights.clone()] {
+                        *p = T::from_f64(truncated_normal(rng, std));
+                    }
+                    theta[layer.bias.clone()].fill(T::ZERO);
+                }
+            }
+        }
+    }
+
+    fn activations_len(&self, rows: usize) -> usize {
+        rows * self.total_width
+    }
+
+    fn delta_len(&self, rows: usize) -> usize {
+        rows * self.max_width
+    }
+
+    fn output_dim_(&self) -> usize {
+        self.layers[self.layers.len() - 1].dense.fan_out
+    }
+
+    /// Checks θ, the split and the scratch against the network.
+    fn check<T: Real>(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        pass: Pass,
+        scratch: &[T],
+    ) -> Result<()> {
+        check_len("parameter vector length", self.num_params, theta.len())?;
+        self.check_inputs(split.x(), pass, scratch)?;
+        let d_out = self.output_dim_();
+        match (self.spec.loss, split.y()) {
+            (Loss::Mse, Targets::Values(y)) => check_len("target width", d_out, y.cols()),
+            (Loss::SoftmaxCrossEntropy, Targets::Labels(labels)) => {
+                match labels.iter().position(|&l| l as usize >= d_out) {
+                    Some(index) => {
+                        Err(Error::LabelOutOfRange { label: labels[index], index, classes: d_out })
+                    }
+                    None => Ok(()),
+                }
+            }
+            (loss, y) => Err(Error::TargetKind {
+                loss: loss.name(),
+                expected: if loss == Loss::Mse { "values" } else { "labels" },
+                actual: y.kind(),
+            }),
+        }
+    }
+
+    fn check_inputs<T: Real>(&self, x: &Matrix<T>, pass: Pass, scratch: &[T]) -> Result<()> {
+        if x.rows() == 0 {
+            return Err(Error::Empty("input"));
+        }
+        check_len("input width", self.spec.layer_sizes[0], x.cols())?;
+        let needed = self.scratch_len_(pass, x.rows());
+        if scratch.len() < needed {
+            return Err(Error::ScratchTooSmall { needed, given: scratch.len() });
+        }
+        Ok(())
+    }
+
+    fn scratch_len_(&self, pass: Pass, rows: usize) -> usize {
+        let (s, m) = (self.activations_len(rows), self.delta_len(rows));
+        match pass {
+            Pass::Predict | Pass::Loss => s,
+            Pass::Gradient => s + 2 * m,
+            Pass::HessianVector | Pass::GaussNewton => 3 * s + 4 * m,
+        }
+    }
+
+    /// Forward pass: fills `h_1 … h_L` in `hs`.
+    fn forward<T: Real>(&self, theta: &[T], x: &[T], rows: usize, hs: &mut [T]) {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let start = rows * layer.act_offset;
+            let (before, rest) = hs.split_at_mut(start);
+            let input = if l == 0 { x } else { self.h(before, rows, l - 1) };
+            layer.dense.forward(
+                rows,
+                input,
+                &theta[layer.weights.clone()],
+                &theta[layer.bias.clone()],
+                &mut rest[..rows * layer.dense.fan_out],
+            );
+        }
+    }
+
+    /// `h_{l+1}` (layer index `l`, 0-based) inside an activation buffer.
+    fn h<'a, T>(&self, hs: &'a [T], rows: usize, l: usize) -> &'a [T] {
+        let layer = &self.layers[l];
+        let start = rows * layer.act_offset;
+        &hs[start..start + rows * layer.dense.fan_out]
+    }
+
+    fn h_mut<'a, T>(&self, hs: &'a mut [T], rows: usize, l: usize) -> &'a mut [T] {
+        let layer = &self.layers[l];
+        let start = rows * layer.act_offset;
+        &mut hs[start..start + rows * layer.dense.fan_out]
+    }
+
+    /// Tangent forward pass along v: fills `Rz_l`, `Rh_l`.
+    fn tangent_forward<T: Real>(
+        &self,
+        theta: &[T],
+        v: &[T],
+        x: &[T],
+        rows: usize,
+        hs: &[T],
+        rzs: &mut [T],
+        rhs: &mut [T],
+    ) {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let start = rows * layer.act_offset;
+            let (rh_before, rh_rest) = rhs.split_at_mut(start);
+            let (input, rx) =
+                if l == 0 { (x, None) } else { (self.h(hs, rows, l - 1), Some(self.h(rh_before, rows, l - 1))) };
+            let n = rows * layer.dense.fan_out;
+            layer.dense.tangent_forward(
+                rows,
+                input,
+                rx,
+                &theta[layer.weights.clone()],
+                &v[layer.weights.clone()],
+                &v[layer.bias.clone()],
+                self.h(hs, rows, l),
+                self.h_mut(rzs, rows, l),
+                &mut rh_rest[..n],
+            );
+        }
+    }
+
+    /// Backward pass from δh_L (in `delta_a`): writes the gradient with
+    /// respect to θ of `Σ_n δh_L[n] · h_L[n]` into `grad`.
+    fn backward<'d, T: Real>(
+        &self,
+        theta: &[T],
+        x: &[T],
+        rows: usize,
+        hs: &[T],
+        mut delta_a: &'d mut [T],
+        mut delta_b: &'d mut [T],
+        grad: &mut [T],
+    ) {
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let input = if l == 0 { x } else { self.h(hs, rows, l - 1) };
+            let (gw, gb) = grad[layer.weights.start..layer.bias.end].split_at_mut(layer.weights.len());
+            let delta_in = if l == 0 { None } else { Some(&mut *delta_b) };
+            layer.dense.backward(
+                rows,
+                input,
+                &theta[layer.weights.clone()],
+                self.h(hs, rows, l),
+                delta_a,
+                gw,
+                gb,
+                delta_in,
+            );
+            std::mem::swap(&mut delta_a, &mut delta_b);
+        }
+    }
+}
+
+/// The scratch regions of one pass.
+struct Regions<'a, T> {
+    hs: &'a mut [T],
+    delta_a: &'a mut [T],
+    delta_b: &'a mut [T],
+    rzs: &'a mut [T],
+    rhs: &'a mut [T],
+    r_delta_a: &'a mut [T],
+    r_delta_b: &'a mut [T],
+}
+
+impl Mlp {
+    fn regions<'a, T>(&self, rows: usize, scratch: &'a mut [T]) -> Regions<'a, T> {
+        let (s, m) = (self.activations_len(rows), self.delta_len(rows));
+        let (hs, rest) = scratch.split_at_mut(s);
+        let (delta_a, rest) = rest.split_at_mut(m.min(rest.len()));
+        let (delta_b, rest) = rest.split_at_mut(m.min(rest.len()));
+        let (rzs, rest) = rest.split_at_mut(s.min(rest.len()));
+        let (rhs, rest) = rest.split_at_mut(s.min(rest.len()));
+        let (r_delta_a, rest) = rest.split_at_mut(m.min(rest.len()));
+        let (r_delta_b, _) = rest.split_at_mut(m.min(rest.len()));
+        Regions { hs, delta_a, delta_b, rzs, rhs, r_delta_a, r_delta_b }
+    }
+
+    fn finite<T: Real>(loss: T) -> Result<T> {
+        if loss.is_finite() { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }
+    }
+}
+
+impl<T: Real> Model<T> for Mlp {
+    fn num_params(&self) -> usize {
+        self.num_params
+    }
+
+    fn input_dim(&self) -> usize {
+        self.spec.layer_sizes[0]
+    }
+
+    fn output_dim(&self) -> usize {
+        self.output_dim_()
+    }
+
+    fn loss_kind(&self) -> Loss {
+        self.spec.loss
+    }
+
+    fn scratch_len(&self, pass: Pass, rows: usize) -> usize {
+        self.scratch_len_(pass, rows)
+    }
+
+    fn flops(&self, pass: Pass, rows: usize) -> usize {
+        // Matrix products per layer (the input layer skips those with Rx or δx).
+        let (first, rest) = match pass {
+            Pass::Predict | Pass::Loss => (1, 1),
+            Pass::Gradient => (2, 3),
+            Pass::HessianVector => (4, 9),
+            Pass::GaussNewton => (3, 5),
+        };
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| layer.dense.forward_flops(rows) * if l == 0 { first } else { rest })
+            .sum()
+    }
+
+    fn predict(
+        &self,
+        theta: &[T],
+        x: &Matrix<T>,
+        out: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<()> {
+        check_len("parameter vector length", self.num_params, theta.len())?;
+        self.check_inputs(x, Pass::Predict, scratch)?;
+        let rows = x.rows();
+        check_len("output buffer length", rows * self.output_dim_(), out.len())?;
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x.as_slice(), rows, r.hs);
+        out.copy_from_slice(self.h(r.hs, rows, self.layers.len() - 1));
+        Ok(())
+    }
+
+    fn loss(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
+        self.check(theta, split, Pass::Loss, scratch)?;
+        let rows = split.len();
+        let r = self.regions(rows, scratch);
+        self.forward(theta, split.x().as_slice(), rows, r.hs);
+        let out = self.h(r.hs, rows, self.layers.len() - 1);
+        Self::finite(self.spec.loss.value_and_gradient(out, self.output_dim_(), split.y().as_ref(), None))
+    }
+
+    fn loss_grad(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        grad: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.check(theta, split, Pass::Gradient, scratch)?;
+        check_len("gradient buffer length", self.num_params, grad.len())?;
+        let (rows, x) = (split.len(), split.x().as_slice());
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x, rows, r.hs);
+        let d_out = self.output_dim_();
+        let out = self.h(r.hs, rows, self.layers.len() - 1);
+        let loss = self.spec.loss.value_and_gradient(
+            out,
+            d_out,
+            split.y().as_ref(),
+            Some(&mut r.delta_a[..rows * d_out]),
+        );
+        let loss = Self::finite(loss)?;
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad);
+        Ok(loss)
+    }
+
+    fn loss_grad_hvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        grad: &mut [T],
+        hvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.check(theta, split, Pass::HessianVector, scratch)?;
+        check_len("direction length", self.num_params, v.len())?;
+        check_len("gradient buffer length", self.num_params, grad.len())?;
+        check_len("Hessian-vector buffer length", self.num_params, hvp.len())?;
+        let (rows, x) = (split.len(), split.x().as_slice());
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x, rows, r.hs);
+        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
+        let last = self.layers.len() - 1;
+        let d_out = self.output_dim_();
+        let n_out = rows * d_out;
+        let out = self.h(r.hs, rows, last);
+        let loss = self.spec.loss.value_and_gradient(
+            out,
+            d_out,
+            split.y().as_ref(),
+            Some(&mut r.delta_a[..n_out]),
+        );
+        let loss = Self::finite(loss)?;
+        self.spec.loss.output_hessian_product(out, d_out, self.h(r.rhs, rows, last), &mut r.r_delta_a[..n_out]);
+
+        let (mut delta_a, mut delta_b) = (r.delta_a, r.delta_b);
+        let (mut r_delta_a, mut r_delta_b) = (r.r_delta_a, r.r_delta_b);
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let (input, rx) = if l == 0 {
+                (x, None)
+            } else {
+                (self.h(r.hs, rows, l - 1), Some(self.h(r.rhs, rows, l - 1)))
+            };
+            let span = layer.weights.start..layer.bias.end;
+            let (gw, gb) = grad[span.clone()].split_at_mut(layer.weights.len());
+            let (hw, hb) = hvp[span].split_at_mut(layer.weights.len());
+            let delta_in = if l == 0 { None } else { Some((&mut *delta_b, &mut *r_delta_b)) };
+            layer.dense.tangent_backward(
+                rows,
+                input,
+                rx,
+                &theta[layer.weights.clone()],
+                &v[layer.weights.clone()],
+                self.h(r.hs, rows, l),
+                self.h(r.rzs, rows, l),
+                delta_a,
+                r_delta_a,
+                gw,
+                gb,
+                hw,
+                hb,
+                delta_in,
+            );
+            std::mem::swap(&mut delta_a, &mut delta_b);
+            std::mem::swap(&mut r_delta_a, &mut r_delta_b);
+        }
+        Ok(loss)
+    }
+
+    fn loss_gnvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        gnvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.check(theta, split, Pass::GaussNewton, scratch)?;
+        check_len("direction length", self.num_params, v.len())?;
+        check_len("Gauss-Newton-vector buffer length", self.num_params, gnvp.len())?;
+        let (rows, x) = (split.len(), split.x().as_slice());
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x, rows, r.hs);
+        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
+        let last = self.layers.len() - 1;
+        let d_out = self.output_dim_();
+        let out = self.h(r.hs, rows, last);
+        let loss = self.spec.loss.value_and_gradient(out, d_out, split.y().as_ref(), None);
+        let loss = Self::finite(loss)?;
+        // J v is Rh_L; H_out (J v) seeds a plain backward pass, which applies Jᵀ.
+        self.spec.loss.output_hessian_product(
+            out,
+            d_out,
+            self.h(r.rhs, rows, last),
+            &mut r.delta_a[..rows * d_out],
+        );
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, gnvp);
+        Ok(loss)
+    }
+}
