@@ -96,3 +96,18 @@ pub fn norm<T: Real>(x: &[T]) -> T {
 pub fn norm_ref<T: Real>(x: &[T]) -> T {
     dot_ref(x, x).sqrt()
 }
+
+/// True when no value is NaN or infinite. One pass of `acc += x·0` in packs:
+/// ∞·0 and NaN·0 are NaN, and NaN sticks, so the check costs about as much
+/// as reading the vector once.
+pub fn all_finite<T: Real>(x: &[T]) -> bool {
+    let lanes = T::Pack::LANES;
+    let zero = T::Pack::splat(T::ZERO);
+    let mut acc = zero;
+    let mut i = 0;
+    while i + lanes <= x.len() {
+        acc = T::Pack::load(&x[i..]).mul_add(zero, acc);
+        i += lanes;
+    }
+    acc.sum_lanes().is_finite() && x[i..].iter().all(|v| v.is_finite())
+}

@@ -190,3 +190,18 @@ fn names_round_trip() {
     assert_eq!(Activation::from_name("softplus"), None);
     println!("SIMD level: {}", theta_kernels::simd_level());
 }
+
+#[test]
+fn all_finite_finds_every_bad_value() {
+    for n in 1..=67 {
+        let x = vec![1.0f32; n];
+        assert!(theta_kernels::vector::all_finite(&x));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for i in 0..n {
+                let mut y = x.clone();
+                y[i] = bad;
+                assert!(!theta_kernels::vector::all_finite(&y), "n {n} at {i}");
+            }
+        }
+    }
+}

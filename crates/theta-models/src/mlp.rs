@@ -16,6 +16,7 @@ use std::ops::Range;
 
 use theta_core::random::{Rng, truncated_normal, uniform};
 use theta_core::{Error, Matrix, Model, Pass, Result, Split, Targets, check_len};
+use theta_kernels::vector::all_finite;
 use theta_kernels::{Activation, Dense, Loss, Real};
 
 /// What an [`Mlp`] is: its widths, activations and loss.
@@ -183,6 +184,9 @@ impl Mlp {
         scratch: &[T],
     ) -> Result<()> {
         check_len("parameter vector length", self.num_params, theta.len())?;
+        if !all_finite(theta) {
+            return Err(Error::NonFinite("the parameter vector θ".into()));
+        }
         self.check_inputs(split.x(), pass, scratch)?;
         let d_out = self.output_dim_();
         match (self.spec.loss, split.y()) {
@@ -315,6 +319,11 @@ impl Mlp {
     }
 }
 
+fn check_direction<T: Real>(v: &[T], p: usize) -> Result<()> {
+    check_len("direction length", p, v.len())?;
+    if all_finite(v) { Ok(()) } else { Err(Error::NonFinite("the direction v".into())) }
+}
+
 /// The scratch regions of one pass.
 struct Regions<'a, T> {
     hs: &'a mut [T],
@@ -388,6 +397,9 @@ impl<T: Real> Model<T> for Mlp {
         scratch: &mut [T],
     ) -> Result<()> {
         check_len("parameter vector length", self.num_params, theta.len())?;
+        if !all_finite(theta) {
+            return Err(Error::NonFinite("the parameter vector θ".into()));
+        }
         self.check_inputs(x, Pass::Predict, scratch)?;
         let rows = x.rows();
         check_len("output buffer length", rows * self.output_dim_(), out.len())?;
@@ -441,7 +453,7 @@ impl<T: Real> Model<T> for Mlp {
         scratch: &mut [T],
     ) -> Result<T> {
         self.check(theta, split, Pass::HessianVector, scratch)?;
-        check_len("direction length", self.num_params, v.len())?;
+        check_direction(v, self.num_params)?;
         check_len("gradient buffer length", self.num_params, grad.len())?;
         check_len("Hessian-vector buffer length", self.num_params, hvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
@@ -504,7 +516,7 @@ impl<T: Real> Model<T> for Mlp {
         scratch: &mut [T],
     ) -> Result<T> {
         self.check(theta, split, Pass::GaussNewton, scratch)?;
-        check_len("direction length", self.num_params, v.len())?;
+        check_direction(v, self.num_params)?;
         check_len("Gauss-Newton-vector buffer length", self.num_params, gnvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);

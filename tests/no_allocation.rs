@@ -1,0 +1,84 @@
+//! The hot path allocates nothing after warm-up: model passes (including
+//! faer's matrix products) and task sampling. A counting global allocator
+//! observes this thread's allocations only, so parallel tests do not interfere.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use theta_core::random::rng_from_seed;
+use theta_core::{Loss, Model, Pass, Scratch, Task, TaskDistribution};
+use theta_models::{Init, Mlp, MlpSpec};
+use theta_tasks::{GaussianBlobs, Sinusoid};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only counts.
+#[allow(unsafe_code, reason = "a global allocator is an unsafe trait")]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn passes_allocate_nothing<T: theta_core::Real>(sizes: &[usize], loss: Loss, dist: &dyn TaskDistribution<T>) {
+    let mlp = Mlp::new(MlpSpec::relu(sizes, loss)).unwrap();
+    let model: &dyn Model<T> = &mlp;
+    let mut rng = rng_from_seed(0);
+    let theta: Vec<T> = mlp.init(Init::UniformFanIn, &mut rng);
+    let p = theta.len();
+    let mut tasks: Vec<Task<T>> = (0..4).map(|_| dist.empty_task()).collect();
+    let (mut g, mut hv, v) = (vec![T::ZERO; p], vec![T::ZERO; p], theta.clone());
+    let rows = dist.support_size();
+    let mut scratch = Scratch::for_model(model, Pass::HessianVector, rows);
+    let mut out = vec![T::ZERO; rows * model.output_dim()];
+    let mut step = |tasks: &mut [Task<T>], rng: &mut theta_core::Rng| {
+        dist.sample_batch_into(rng, tasks).unwrap();
+        for task in tasks.iter() {
+            let s = scratch.get(model, Pass::HessianVector, rows);
+            model.loss_grad_hvp(&theta, &task.support, &v, &mut g, &mut hv, s).unwrap();
+            model.loss_gnvp(&theta, &task.support, &v, &mut hv, s).unwrap();
+            model.loss_grad(&theta, &task.support, &mut g, s).unwrap();
+            model.loss(&theta, &task.support, s).unwrap();
+            model.predict(&theta, task.support.x(), &mut out, s).unwrap();
+        }
+    };
+    step(&mut tasks, &mut rng); // warm-up
+    let n = allocations_during(|| {
+        for _ in 0..3 {
+            step(&mut tasks, &mut rng);
+        }
+    });
+    assert_eq!(n, 0, "{sizes:?} {}: {n} allocations after warm-up", T::NAME);
+}
+
+#[test]
+fn sinusoid_network_and_sampling() {
+    let dist = Sinusoid::new(10, 10).unwrap();
+    passes_allocate_nothing::<f32>(&[1, 40, 40, 1], Loss::Mse, &dist);
+    passes_allocate_nothing::<f64>(&[1, 40, 40, 1], Loss::Mse, &dist);
+}
+
+#[test]
+fn omniglot_sized_network_and_blobs() {
+    let dist = GaussianBlobs::new(5, 16, 1, 784, 1.0).unwrap();
+    passes_allocate_nothing::<f32>(&[784, 256, 128, 64, 64, 5], Loss::SoftmaxCrossEntropy, &dist);
+}
