@@ -175,3 +175,30 @@ fn f32_agrees_with_f64() {
     let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     assert!(rel_err(&to64(&g), &grad(&c, &c.theta)) < 1e-5);
 }
+
+/// The article's curve-fitting model: the 1-1 MLP with tanh output is
+/// g(x) = tanh(a·x + b) with θ = (a, b), so a task's own (a, b) has zero loss
+/// and a zero gradient.
+#[test]
+fn curve_fitting_model_has_theta_equal_to_a_b() {
+    use theta_tasks::{ARTICLE_TASKS, CurveFitting};
+    let mlp = Mlp::new(MlpSpec {
+        layer_sizes: vec![1, 1],
+        hidden: Activation::Identity,
+        output: Activation::Tanh,
+        loss: Loss::Mse,
+    })
+    .unwrap();
+    let m: &dyn Model<f64> = &mlp;
+    assert_eq!(m.num_params(), 2);
+    let dist = CurveFitting::new(10, 10).unwrap();
+    for params in ARTICLE_TASKS {
+        let task = dist.grid_task::<f64>(params, 25).unwrap();
+        let mut g = [1.0; 2];
+        let mut s = Scratch::new();
+        let l = m.loss_grad(&[params.a, params.b], &task.support, &mut g, s.get(m, Pass::Gradient, 25)).unwrap();
+        assert!(l < 1e-30 && g.iter().all(|g| g.abs() < 1e-15), "loss {l}, gradient {g:?}");
+        let off = m.loss(&[params.a + 0.1, params.b], &task.support, s.get(m, Pass::Loss, 25)).unwrap();
+        assert!(off > 1e-4);
+    }
+}
