@@ -22,11 +22,23 @@ fn models_refuse_what_does_not_fit() {
     let mut g = vec![0.0; theta.len()];
     let mut run = |theta: &[f64], split: &Split<f64>, g: &mut [f64]| {
         let rows = split.len();
-        model.loss_grad(theta, split, g, s.get(model, Pass::Gradient, rows)).unwrap_err().to_string()
+        model
+            .loss_grad(theta, split, g, s.get(model, Pass::Gradient, rows))
+            .unwrap_err()
+            .to_string()
     };
-    assert_eq!(run(&theta[1..], &good, &mut g.clone()), "parameter vector length: expected 13, got 12");
-    assert_eq!(run(&theta, &split(4, 3, Targets::Values(Matrix::zeros(4, 1))), &mut g), "input width: expected 2, got 3");
-    assert_eq!(run(&theta, &split(4, 2, Targets::Values(Matrix::zeros(4, 2))), &mut g), "target width: expected 1, got 2");
+    assert_eq!(
+        run(&theta[1..], &good, &mut g.clone()),
+        "parameter vector length: expected 13, got 12"
+    );
+    assert_eq!(
+        run(&theta, &split(4, 3, Targets::Values(Matrix::zeros(4, 1))), &mut g),
+        "input width: expected 2, got 3"
+    );
+    assert_eq!(
+        run(&theta, &split(4, 2, Targets::Values(Matrix::zeros(4, 2))), &mut g),
+        "target width: expected 1, got 2"
+    );
     assert_eq!(
         run(&theta, &split(4, 2, Targets::Labels(vec![0; 4])), &mut g),
         "the mse loss needs values, but the split has labels"
@@ -41,7 +53,9 @@ fn models_refuse_what_does_not_fit() {
     let c = mlp(Loss::SoftmaxCrossEntropy, &[2, 3]);
     let cm: &dyn Model<f64> = &c;
     let ct: Vec<f64> = c.init(Init::UniformFanIn, &mut rng_from_seed(0));
-    let e = cm.loss(&ct, &split(3, 2, Targets::Labels(vec![0, 3, 1])), s.get(cm, Pass::Loss, 3)).unwrap_err();
+    let e = cm
+        .loss(&ct, &split(3, 2, Targets::Labels(vec![0, 3, 1])), s.get(cm, Pass::Loss, 3))
+        .unwrap_err();
     assert_eq!(e.to_string(), "label 3 of point 1 is not below the 3 classes");
 }
 
@@ -49,7 +63,8 @@ fn models_refuse_what_does_not_fit() {
 fn splits_refuse_empty_mismatched_and_non_finite_data() {
     let e = Split::<f64>::new("support", Matrix::zeros(0, 2), Targets::Labels(vec![])).unwrap_err();
     assert_eq!(e.to_string(), "the support set is empty");
-    let e = Split::<f64>::new("query", Matrix::zeros(3, 2), Targets::Labels(vec![0, 1])).unwrap_err();
+    let e =
+        Split::<f64>::new("query", Matrix::zeros(3, 2), Targets::Labels(vec![0, 1])).unwrap_err();
     assert_eq!(e.to_string(), "query targets (one per input row): expected 3, got 2");
     let mut x = Matrix::zeros(2, 1);
     x.as_mut_slice()[1] = f64::INFINITY;
@@ -61,7 +76,12 @@ fn splits_refuse_empty_mismatched_and_non_finite_data() {
 
 #[test]
 fn impossible_networks_are_named() {
-    let spec = |sizes: &[usize], loss| MlpSpec { layer_sizes: sizes.to_vec(), hidden: Activation::Tanh, output: Activation::Identity, loss };
+    let spec = |sizes: &[usize], loss| MlpSpec {
+        layer_sizes: sizes.to_vec(),
+        hidden: Activation::Tanh,
+        output: Activation::Identity,
+        loss,
+    };
     let e = Mlp::new(spec(&[3, 0, 1], Loss::Mse)).unwrap_err();
     assert_eq!(e.to_string(), "invalid model: layer_sizes [3, 0, 1]: width 1 is zero");
     let e = Mlp::new(spec(&[3], Loss::Mse)).unwrap_err();

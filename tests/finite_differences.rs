@@ -24,10 +24,16 @@ fn case(sizes: &[usize], hidden: Activation, output: Activation, loss: Loss, see
     let x: Vec<f64> = (0..rows * d_in).map(|_| uniform(&mut rng, -2.0, 2.0)).collect();
     let y = match loss {
         Loss::Mse => Targets::Values(
-            Matrix::from_vec(rows, d_out, (0..rows * d_out).map(|_| uniform(&mut rng, -1.0, 1.0)).collect())
-                .unwrap(),
+            Matrix::from_vec(
+                rows,
+                d_out,
+                (0..rows * d_out).map(|_| uniform(&mut rng, -1.0, 1.0)).collect(),
+            )
+            .unwrap(),
         ),
-        Loss::SoftmaxCrossEntropy => Targets::Labels((0..rows).map(|_| below(&mut rng, d_out) as u32).collect()),
+        Loss::SoftmaxCrossEntropy => {
+            Targets::Labels((0..rows).map(|_| below(&mut rng, d_out) as u32).collect())
+        }
     };
     let split = Split::new("support", Matrix::from_vec(rows, d_in, x).unwrap(), y).unwrap();
     let v: Vec<f64> = (0..theta.len()).map(|_| uniform(&mut rng, -1.0, 1.0)).collect();
@@ -36,8 +42,12 @@ fn case(sizes: &[usize], hidden: Activation, output: Activation, loss: Loss, see
 
 fn loss(c: &Case, theta: &[f64]) -> f64 {
     let m: &dyn Model<f64> = &c.mlp;
-    m.loss(theta, &c.split, Scratch::for_model(m, Pass::Loss, c.split.len()).get(m, Pass::Loss, c.split.len()))
-        .unwrap()
+    m.loss(
+        theta,
+        &c.split,
+        Scratch::for_model(m, Pass::Loss, c.split.len()).get(m, Pass::Loss, c.split.len()),
+    )
+    .unwrap()
 }
 
 fn grad(c: &Case, theta: &[f64]) -> Vec<f64> {
@@ -83,7 +93,9 @@ fn check(c: &Case, label: &str) {
     // Hessian-vector product: central difference of the gradient along v.
     let (mut g2, mut hv) = (vec![0.0; p], vec![0.0; p]);
     let mut s = Scratch::new();
-    let l = m.loss_grad_hvp(&c.theta, &c.split, &c.v, &mut g2, &mut hv, s.get(m, Pass::HessianVector, n)).unwrap();
+    let l = m
+        .loss_grad_hvp(&c.theta, &c.split, &c.v, &mut g2, &mut hv, s.get(m, Pass::HessianVector, n))
+        .unwrap();
     assert_eq!(l, loss(c, &c.theta), "{label}: fused pass changes the loss");
     assert!(rel_err(&g2, &g) < 1e-14, "{label}: fused pass changes the gradient");
     let h = 1e-5;
@@ -121,7 +133,8 @@ fn check(c: &Case, label: &str) {
         .map(|i| {
             let mut e = vec![0.0; p];
             e[i] = 1.0;
-            let (a, b) = (outputs(c, &shifted(&c.theta, &e, h)), outputs(c, &shifted(&c.theta, &e, -h)));
+            let (a, b) =
+                (outputs(c, &shifted(&c.theta, &e, h)), outputs(c, &shifted(&c.theta, &e, -h)));
             (0..n * d).map(|k| (a[k] - b[k]) / (2.0 * h) * u[k]).sum()
         })
         .collect();
@@ -158,8 +171,14 @@ fn every_activation_and_loss_matches_finite_differences() {
 #[test]
 fn single_layer_and_deep_networks() {
     check(&case(&[4, 3], Activation::Tanh, Activation::Sigmoid, Loss::Mse, 91), "single layer");
-    check(&case(&[4, 3], Activation::Relu, Activation::Identity, Loss::SoftmaxCrossEntropy, 92), "logistic regression");
-    check(&case(&[2, 8, 8, 8, 8, 8, 2], Activation::Tanh, Activation::Identity, Loss::Mse, 93), "deep tanh");
+    check(
+        &case(&[4, 3], Activation::Relu, Activation::Identity, Loss::SoftmaxCrossEntropy, 92),
+        "logistic regression",
+    );
+    check(
+        &case(&[2, 8, 8, 8, 8, 8, 2], Activation::Tanh, Activation::Identity, Loss::Mse, 93),
+        "deep tanh",
+    );
 }
 
 #[test]
@@ -171,7 +190,15 @@ fn f32_agrees_with_f64() {
     let split32 = c.split.cast::<f32>();
     let (mut g, mut hv) = (vec![0f32; theta32.len()], vec![0f32; theta32.len()]);
     let mut s = Scratch::new();
-    m32.loss_grad_hvp(&theta32, &split32, &v32, &mut g, &mut hv, s.get(m32, Pass::HessianVector, 7)).unwrap();
+    m32.loss_grad_hvp(
+        &theta32,
+        &split32,
+        &v32,
+        &mut g,
+        &mut hv,
+        s.get(m32, Pass::HessianVector, 7),
+    )
+    .unwrap();
     let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     assert!(rel_err(&to64(&g), &grad(&c, &c.theta)) < 1e-5);
 }
@@ -196,9 +223,12 @@ fn curve_fitting_model_has_theta_equal_to_a_b() {
         let task = dist.grid_task::<f64>(params, 25).unwrap();
         let mut g = [1.0; 2];
         let mut s = Scratch::new();
-        let l = m.loss_grad(&[params.a, params.b], &task.support, &mut g, s.get(m, Pass::Gradient, 25)).unwrap();
+        let l = m
+            .loss_grad(&[params.a, params.b], &task.support, &mut g, s.get(m, Pass::Gradient, 25))
+            .unwrap();
         assert!(l < 1e-30 && g.iter().all(|g| g.abs() < 1e-15), "loss {l}, gradient {g:?}");
-        let off = m.loss(&[params.a + 0.1, params.b], &task.support, s.get(m, Pass::Loss, 25)).unwrap();
+        let off =
+            m.loss(&[params.a + 0.1, params.b], &task.support, s.get(m, Pass::Loss, 25)).unwrap();
         assert!(off > 1e-4);
     }
 }

@@ -39,7 +39,11 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-fn passes_allocate_nothing<T: theta_core::Real>(sizes: &[usize], loss: Loss, dist: &dyn TaskDistribution<T>) {
+fn passes_allocate_nothing<T: theta_core::Real>(
+    sizes: &[usize],
+    loss: Loss,
+    dist: &dyn TaskDistribution<T>,
+) {
     let mlp = Mlp::new(MlpSpec::relu(sizes, loss)).unwrap();
     let model: &dyn Model<T> = &mlp;
     let mut rng = rng_from_seed(0);

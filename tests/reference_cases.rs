@@ -9,17 +9,32 @@ fn support_quantities_match_the_jax_oracle() {
     let mut compared = 0;
     for path in reference_case_files() {
         let text = std::fs::read_to_string(&path).unwrap();
-        let case = ReferenceCase::from_json(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let case =
+            ReferenceCase::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for check in &case.checks {
             let Some(got64) = support_quantity::<f64>(&case, &check.quantity).unwrap() else {
                 continue;
             };
             let got32 = support_quantity::<f32>(&case, &check.quantity).unwrap().unwrap();
-            let (e64, e32) = (relative_error(&got64, &check.expected), relative_error(&got32, &check.expected));
-            println!("{:>24} {:<14} f64 {e64:.2e}  f32 {e32:.2e}", case.name, check.quantity.name());
-            assert!(e64 < 1e-9, "{} {}: f64 relative error {e64:e}", path.display(), check.quantity.name());
-            assert!(e32 < 1e-4, "{} {}: f32 relative error {e32:e}", path.display(), check.quantity.name());
+            let (e64, e32) =
+                (relative_error(&got64, &check.expected), relative_error(&got32, &check.expected));
+            println!(
+                "{:>24} {:<14} f64 {e64:.2e}  f32 {e32:.2e}",
+                case.name,
+                check.quantity.name()
+            );
+            assert!(
+                e64 < 1e-9,
+                "{} {}: f64 relative error {e64:e}",
+                path.display(),
+                check.quantity.name()
+            );
+            assert!(
+                e32 < 1e-4,
+                "{} {}: f32 relative error {e32:e}",
+                path.display(),
+                check.quantity.name()
+            );
             compared += 1;
         }
     }

@@ -17,7 +17,9 @@ pub fn shared_dir() -> PathBuf {
 pub fn reference_case_files() -> Vec<PathBuf> {
     let dir = shared_dir().join("reference");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e} (set THETA_SHARED to the shared folder)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!("cannot read {}: {e} (set THETA_SHARED to the shared folder)", dir.display())
+        })
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();

@@ -56,15 +56,19 @@ pub trait Model<T: Real>: Send + Sync {
     fn flops(&self, pass: Pass, rows: usize) -> usize;
 
     /// Writes the outputs `h_L` for inputs `x` into `out` (`rows × d_L`).
-    fn predict(&self, theta: &[T], x: &Matrix<T>, out: &mut [T], scratch: &mut [T])
-    -> Result<()>;
+    fn predict(&self, theta: &[T], x: &Matrix<T>, out: &mut [T], scratch: &mut [T]) -> Result<()>;
 
     /// The loss `L(θ)` on a split.
     fn loss(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T>;
 
     /// The loss and its gradient `∇L(θ)`, written into `grad`.
-    fn loss_grad(&self, theta: &[T], split: &Split<T>, grad: &mut [T], scratch: &mut [T])
-    -> Result<T>;
+    fn loss_grad(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        grad: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T>;
 
     /// The loss, its gradient, and the exact Hessian-vector product `H(θ) v`
     /// (Pearlmutter's R-operator), in one fused pass.

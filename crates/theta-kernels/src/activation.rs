@@ -266,7 +266,10 @@ impl ActivationKernel for SigmoidK {
 }
 
 fn rows_of(len: usize, cols: usize) -> usize {
-    assert!(cols > 0 && len % cols == 0, "buffer of {len} values is not a whole number of rows of {cols}");
+    assert!(
+        cols > 0 && len.is_multiple_of(cols),
+        "buffer of {len} values is not a whole number of rows of {cols}"
+    );
     len / cols
 }
 
@@ -366,7 +369,9 @@ fn tangent_bias_activation_k<T: Real, K: ActivationKernel>(
 ) {
     let cols = c.len();
     let lanes = T::Pack::LANES;
-    for ((h, rz), rh) in h.chunks_exact(cols).zip(rz.chunks_exact_mut(cols)).zip(rh.chunks_exact_mut(cols)) {
+    for ((h, rz), rh) in
+        h.chunks_exact(cols).zip(rz.chunks_exact_mut(cols)).zip(rh.chunks_exact_mut(cols))
+    {
         let mut j = 0;
         while j + lanes <= cols {
             let z = T::Pack::load(&rz[j..]) + T::Pack::load(&c[j..]);
@@ -416,7 +421,10 @@ pub fn backward_tangent<T: Real>(
     r_delta: &mut [T],
 ) {
     let n = h.len();
-    assert!(rz.len() == n && delta.len() == n && r_delta.len() == n, "R-pass buffers differ in length");
+    assert!(
+        rz.len() == n && delta.len() == n && r_delta.len() == n,
+        "R-pass buffers differ in length"
+    );
     dispatch!(act, K => backward_tangent_k::<T, K>(act.is_curved(), h, rz, delta, r_delta))
 }
 

@@ -186,7 +186,9 @@ pub fn softmax_cross_entropy_hessian_product<T: Real>(
 ) {
     let rows = logits.len() / cols;
     let inv_n = T::ONE / T::from_usize(rows);
-    for ((row, u), hu) in logits.chunks_exact(cols).zip(u.chunks_exact(cols)).zip(hu.chunks_exact_mut(cols)) {
+    for ((row, u), hu) in
+        logits.chunks_exact(cols).zip(u.chunks_exact(cols)).zip(hu.chunks_exact_mut(cols))
+    {
         let m = row.iter().fold(T::from_f64(f64::NEG_INFINITY), |m, &x| m.max(x));
         let s: T = row.iter().map(|&x| (x - m).exp()).sum();
         let mut pu = T::ZERO;

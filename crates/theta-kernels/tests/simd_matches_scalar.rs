@@ -26,7 +26,12 @@ fn assert_ulps<T: Real>(what: &str, actual: &[T], expected: &[T]) {
         let (a, e) = (a.to_f64(), e.to_f64());
         let scale = a.abs().max(e.abs()).max(f64::MIN_POSITIVE);
         let ulps = (a - e).abs() / (T::EPSILON.to_f64() * scale);
-        assert!(ulps <= MAX_ULPS, "{what} ({}): element {i} of {}: {a} vs {e} ({ulps:.1} ulps)", T::NAME, actual.len());
+        assert!(
+            ulps <= MAX_ULPS,
+            "{what} ({}): element {i} of {}: {a} vs {e} ({ulps:.1} ulps)",
+            T::NAME,
+            actual.len()
+        );
     }
 }
 
@@ -135,7 +140,8 @@ fn vectors<T: Real>() {
         // axpy is one fused multiply-add per element: the results may differ by
         // the rounding of the product, bounded by eps·|a·x|.
         for i in 0..n {
-            let bound = 2.0 * T::EPSILON.to_f64() * ((a * x[i]).to_f64().abs() + y_ref[i].to_f64().abs());
+            let bound =
+                2.0 * T::EPSILON.to_f64() * ((a * x[i]).to_f64().abs() + y_ref[i].to_f64().abs());
             assert!((y[i].to_f64() - y_ref[i].to_f64()).abs() <= bound, "axpy n {n} element {i}");
         }
         let (mut s, mut s_ref) = (x.clone(), x.clone());
@@ -144,7 +150,9 @@ fn vectors<T: Real>() {
         assert_ulps(&format!("scale n {n}"), &s, &s_ref);
 
         // Reductions change the order of the sum; bound by n·eps·Σ|xᵢyᵢ|.
-        let bound = n as f64 * T::EPSILON.to_f64() * x.iter().zip(&y0).map(|(a, b)| (a.to_f64() * b.to_f64()).abs()).sum::<f64>();
+        let bound = n as f64
+            * T::EPSILON.to_f64()
+            * x.iter().zip(&y0).map(|(a, b)| (a.to_f64() * b.to_f64()).abs()).sum::<f64>();
         let (d, d_ref) = (dot(&x, &y0).to_f64(), dot_ref(&x, &y0).to_f64());
         assert!((d - d_ref).abs() <= bound, "dot n {n}: {d} vs {d_ref}");
         assert_ulps(&format!("norm n {n}"), &[norm(&x)], &[norm_ref(&x)]);

@@ -96,9 +96,7 @@ impl Mlp {
             )));
         }
         if let Some(i) = sizes.iter().position(|&d| d == 0) {
-            return Err(Error::InvalidModel(format!(
-                "layer_sizes {sizes:?}: width {i} is zero"
-            )));
+            return Err(Error::InvalidModel(format!("layer_sizes {sizes:?}: width {i} is zero")));
         }
         if spec.loss == Loss::SoftmaxCrossEntropy && sizes[sizes.len() - 1] < 2 {
             return Err(Error::InvalidModel(
@@ -271,8 +269,11 @@ impl Mlp {
         for (l, layer) in self.layers.iter().enumerate() {
             let start = rows * layer.act_offset;
             let (rh_before, rh_rest) = rhs.split_at_mut(start);
-            let (input, rx) =
-                if l == 0 { (x, None) } else { (self.h(hs, rows, l - 1), Some(self.h(rh_before, rows, l - 1))) };
+            let (input, rx) = if l == 0 {
+                (x, None)
+            } else {
+                (self.h(hs, rows, l - 1), Some(self.h(rh_before, rows, l - 1)))
+            };
             let n = rows * layer.dense.fan_out;
             layer.dense.tangent_forward(
                 rows,
@@ -302,7 +303,8 @@ impl Mlp {
     ) {
         for (l, layer) in self.layers.iter().enumerate().rev() {
             let input = if l == 0 { x } else { self.h(hs, rows, l - 1) };
-            let (gw, gb) = grad[layer.weights.start..layer.bias.end].split_at_mut(layer.weights.len());
+            let (gw, gb) =
+                grad[layer.weights.start..layer.bias.end].split_at_mut(layer.weights.len());
             let delta_in = if l == 0 { None } else { Some(&mut *delta_b) };
             layer.dense.backward(
                 rows,
@@ -389,13 +391,7 @@ impl<T: Real> Model<T> for Mlp {
             .sum()
     }
 
-    fn predict(
-        &self,
-        theta: &[T],
-        x: &Matrix<T>,
-        out: &mut [T],
-        scratch: &mut [T],
-    ) -> Result<()> {
+    fn predict(&self, theta: &[T], x: &Matrix<T>, out: &mut [T], scratch: &mut [T]) -> Result<()> {
         check_len("parameter vector length", self.num_params, theta.len())?;
         if !all_finite(theta) {
             return Err(Error::NonFinite("the parameter vector θ".into()));
@@ -415,7 +411,12 @@ impl<T: Real> Model<T> for Mlp {
         let r = self.regions(rows, scratch);
         self.forward(theta, split.x().as_slice(), rows, r.hs);
         let out = self.h(r.hs, rows, self.layers.len() - 1);
-        Self::finite(self.spec.loss.value_and_gradient(out, self.output_dim_(), split.y().as_ref(), None))
+        Self::finite(self.spec.loss.value_and_gradient(
+            out,
+            self.output_dim_(),
+            split.y().as_ref(),
+            None,
+        ))
     }
 
     fn loss_grad(
@@ -471,7 +472,12 @@ impl<T: Real> Model<T> for Mlp {
             Some(&mut r.delta_a[..n_out]),
         );
         let loss = Self::finite(loss)?;
-        self.spec.loss.output_hessian_product(out, d_out, self.h(r.rhs, rows, last), &mut r.r_delta_a[..n_out]);
+        self.spec.loss.output_hessian_product(
+            out,
+            d_out,
+            self.h(r.rhs, rows, last),
+            &mut r.r_delta_a[..n_out],
+        );
 
         let (mut delta_a, mut delta_b) = (r.delta_a, r.delta_b);
         let (mut r_delta_a, mut r_delta_b) = (r.r_delta_a, r.r_delta_b);

@@ -47,6 +47,10 @@ pub(crate) fn in_unit_interval(name: &'static str, value: f64) -> Result<f64, Op
     }
 }
 
-pub(crate) fn same_len(what: &'static str, expected: usize, actual: usize) -> Result<(), OptimError> {
+pub(crate) fn same_len(
+    what: &'static str,
+    expected: usize,
+    actual: usize,
+) -> Result<(), OptimError> {
     if expected == actual { Ok(()) } else { Err(OptimError::Length { what, expected, actual }) }
 }

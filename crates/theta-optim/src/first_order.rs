@@ -63,7 +63,10 @@ pub struct Momentum {
 impl Momentum {
     /// Learning rate `lr > 0`, momentum μ in [0, 1).
     pub fn new(lr: f64, momentum: f64) -> Result<Self, OptimError> {
-        Ok(Momentum { lr: positive("learning rate", lr)?, momentum: in_unit_interval("momentum", momentum)? })
+        Ok(Momentum {
+            lr: positive("learning rate", lr)?,
+            momentum: in_unit_interval("momentum", momentum)?,
+        })
     }
 }
 

@@ -45,16 +45,25 @@ fn adam_matches_a_scalar_transcription() {
 
 #[test]
 fn invalid_settings_and_bad_gradients_are_refused() {
-    assert_eq!(Sgd::new(0.0).unwrap_err().to_string(), "invalid learning rate = 0: must be finite and > 0");
+    assert_eq!(
+        Sgd::new(0.0).unwrap_err().to_string(),
+        "invalid learning rate = 0: must be finite and > 0"
+    );
     assert!(Sgd::new(f64::NAN).is_err());
-    assert_eq!(Momentum::new(0.1, 1.0).unwrap_err().to_string(), "invalid momentum = 1: must be in [0, 1)");
+    assert_eq!(
+        Momentum::new(0.1, 1.0).unwrap_err().to_string(),
+        "invalid momentum = 1: must be in [0, 1)"
+    );
     assert!(Adam::with_betas(1e-3, 0.9, -0.1, 1e-8).is_err());
     assert!(ConjugateGradient::new(5, -1.0).is_err());
     let opt = Adam::new(1e-3).unwrap();
     let mut theta = vec![1.0f32, 2.0];
     let mut s = Optimizer::<f32>::init_state(&opt, 2);
     let before = (theta.clone(), s.clone());
-    assert_eq!(opt.step(&mut theta, &[1.0, f32::NAN], &mut s).unwrap_err().to_string(), "the gradient is not finite");
+    assert_eq!(
+        opt.step(&mut theta, &[1.0, f32::NAN], &mut s).unwrap_err().to_string(),
+        "the gradient is not finite"
+    );
     assert_eq!((theta.clone(), s.clone()), before, "a refused step changes nothing");
     assert!(opt.step(&mut theta, &[1.0], &mut s).is_err());
 }
@@ -80,10 +89,17 @@ impl LinearOperator<f64> for Dense {
 
 fn spd(n: usize) -> Dense {
     // A = MᵀM + I with a fixed, well-spread M.
-    let m: Vec<Vec<f64>> =
-        (0..n).map(|i| (0..n).map(|j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.4).collect()).collect();
+    let m: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.4).collect())
+        .collect();
     let a = (0..n)
-        .map(|i| (0..n).map(|j| (0..n).map(|k| m[k][i] * m[k][j]).sum::<f64>() + if i == j { 1.0 } else { 0.0 }).collect())
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    (0..n).map(|k| m[k][i] * m[k][j]).sum::<f64>() + if i == j { 1.0 } else { 0.0 }
+                })
+                .collect()
+        })
         .collect();
     Dense { a, products: 0 }
 }
@@ -121,7 +137,10 @@ fn cg_runs_its_budget_and_honours_a_tolerance() {
     // An indefinite system is reported, not hidden.
     let mut ind = Dense { a: vec![vec![1.0, 0.0], vec![0.0, -2.0]], products: 0 };
     let mut x = vec![0.0; 2];
-    let r = ConjugateGradient::new(2, 0.0).unwrap().solve(&mut ind, &[1.0, 1.0], &mut x, &mut CgWorkspace::new(2)).unwrap();
+    let r = ConjugateGradient::new(2, 0.0)
+        .unwrap()
+        .solve(&mut ind, &[1.0, 1.0], &mut x, &mut CgWorkspace::new(2))
+        .unwrap();
     assert!(r.negative_curvature);
     assert!((x[0] - 1.0).abs() < 1e-12 && (x[1] + 0.5).abs() < 1e-12);
 }

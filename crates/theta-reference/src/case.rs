@@ -163,7 +163,8 @@ struct RawTask {
 impl ReferenceCase {
     /// Parses and validates a case from its JSON text.
     pub fn from_json(text: &str) -> Result<Self, CaseError> {
-        let raw: RawCase = serde_json::from_str(text).map_err(|e| CaseError::Json(e.to_string()))?;
+        let raw: RawCase =
+            serde_json::from_str(text).map_err(|e| CaseError::Json(e.to_string()))?;
         if raw.format != FORMAT {
             return Err(CaseError::Format(raw.format));
         }
@@ -179,13 +180,15 @@ impl ReferenceCase {
             )));
         }
         let activation = |name: &str| {
-            Activation::from_name(name).ok_or_else(|| theta_core::Error::UnknownActivation(name.into()))
+            Activation::from_name(name)
+                .ok_or_else(|| theta_core::Error::UnknownActivation(name.into()))
         };
         let model = MlpSpec {
             layer_sizes: raw.model.layer_sizes,
             hidden: activation(&raw.model.hidden_activation)?,
             output: activation(&raw.model.output_activation)?,
-            loss: Loss::from_name(&raw.loss).ok_or_else(|| theta_core::Error::UnknownLoss(raw.loss.clone()))?,
+            loss: Loss::from_name(&raw.loss)
+                .ok_or_else(|| theta_core::Error::UnknownLoss(raw.loss.clone()))?,
         };
         let mlp = Mlp::new(model.clone())?;
         let p = Model::<f64>::num_params(&mlp);
@@ -228,7 +231,10 @@ fn check_vector(what: &str, v: &[f64], len: usize) -> Result<(), CaseError> {
 }
 
 fn task(index: usize, raw: RawTask, model: &MlpSpec) -> Result<Task<f64>, CaseError> {
-    let split = |name: &'static str, x: Vec<Vec<f64>>, y: Vec<Value>| -> Result<Split<f64>, CaseError> {
+    let split = |name: &'static str,
+                 x: Vec<Vec<f64>>,
+                 y: Vec<Value>|
+     -> Result<Split<f64>, CaseError> {
         let context = |e: theta_core::Error| CaseError::Task { index, source: e };
         let x = Matrix::from_rows(&x).map_err(context)?;
         let d_in = model.layer_sizes[0];
@@ -261,7 +267,9 @@ fn task(index: usize, raw: RawTask, model: &MlpSpec) -> Result<Task<f64>, CaseEr
             Loss::SoftmaxCrossEntropy => Targets::Labels(
                 y.iter()
                     .map(|v| match v.as_f64() {
-                        Some(l) if l >= 0.0 && l.fract() == 0.0 && (l as usize) < d_out => Ok(l as u32),
+                        Some(l) if l >= 0.0 && l.fract() == 0.0 && (l as usize) < d_out => {
+                            Ok(l as u32)
+                        }
                         _ => Err(CaseError::Invalid(format!(
                             "task {index}: {name} label {v} is not a class in 0..{d_out}"
                         ))),
@@ -277,7 +285,11 @@ fn task(index: usize, raw: RawTask, model: &MlpSpec) -> Result<Task<f64>, CaseEr
     })
 }
 
-fn check(index: usize, mut raw: serde_json::Map<String, Value>, p: usize) -> Result<Check, CaseError> {
+fn check(
+    index: usize,
+    mut raw: serde_json::Map<String, Value>,
+    p: usize,
+) -> Result<Check, CaseError> {
     let name = raw
         .get("quantity")
         .and_then(Value::as_str)

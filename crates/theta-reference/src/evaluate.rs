@@ -1,7 +1,7 @@
 //! Computing a case's quantities with theta, in `f32` or `f64`.
 
-use theta_core::{Model, Pass, Real, Scratch, Task};
 use theta_core::vector::axpy;
+use theta_core::{Model, Pass, Real, Scratch, Task};
 
 use crate::case::{Expected, Quantity, ReferenceCase};
 use crate::error::CaseError;
@@ -10,7 +10,9 @@ use crate::error::CaseError;
 /// Where `expected` is zero it is the absolute error.
 pub fn relative_error(actual: &Expected, expected: &Expected) -> f64 {
     let (a, e): (&[f64], &[f64]) = match (actual, expected) {
-        (Expected::Scalar(a), Expected::Scalar(e)) => (std::slice::from_ref(a), std::slice::from_ref(e)),
+        (Expected::Scalar(a), Expected::Scalar(e)) => {
+            (std::slice::from_ref(a), std::slice::from_ref(e))
+        }
         (Expected::Vector(a), Expected::Vector(e)) if a.len() == e.len() => (a, e),
         _ => return f64::INFINITY,
     };
@@ -43,14 +45,21 @@ pub fn support_quantity<T: Real>(
             let mut total = 0.0;
             for task in &tasks {
                 let rows = task.support.len();
-                total += model.loss(&theta, &task.support, scratch.get(model, Pass::Loss, rows))?.to_f64();
+                total += model
+                    .loss(&theta, &task.support, scratch.get(model, Pass::Loss, rows))?
+                    .to_f64();
             }
             Ok(Some(Expected::Scalar(total / tasks.len() as f64)))
         }
         Quantity::SupportGrad => {
             for task in &tasks {
                 let rows = task.support.len();
-                model.loss_grad(&theta, &task.support, &mut a, scratch.get(model, Pass::Gradient, rows))?;
+                model.loss_grad(
+                    &theta,
+                    &task.support,
+                    &mut a,
+                    scratch.get(model, Pass::Gradient, rows),
+                )?;
                 axpy(inv_tasks, &a, &mut mean);
             }
             Ok(Some(Expected::Vector(to_f64(&mean))))

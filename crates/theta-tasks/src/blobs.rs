@@ -25,7 +25,13 @@ impl GaussianBlobs {
     /// `n_way` classes (at least 2), `k_shot` support and `query_per_class`
     /// query points per class, in `dim` dimensions, centres of standard
     /// deviation `center_std`.
-    pub fn new(n_way: usize, k_shot: usize, query_per_class: usize, dim: usize, center_std: f64) -> Result<Self> {
+    pub fn new(
+        n_way: usize,
+        k_shot: usize,
+        query_per_class: usize,
+        dim: usize,
+        center_std: f64,
+    ) -> Result<Self> {
         if n_way < 2 {
             return Err(theta_core::Error::InvalidParameter {
                 name: "n_way",

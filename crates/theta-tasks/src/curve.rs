@@ -73,7 +73,13 @@ impl CurveFitting {
         validate::count("points", points)?;
         let (lo, hi) = self.x_range;
         let xs: Vec<f64> = (0..points)
-            .map(|i| if points == 1 { 0.5 * (lo + hi) } else { lo + (hi - lo) * i as f64 / (points - 1) as f64 })
+            .map(|i| {
+                if points == 1 {
+                    0.5 * (lo + hi)
+                } else {
+                    lo + (hi - lo) * i as f64 / (points - 1) as f64
+                }
+            })
             .collect();
         let split = |name| {
             Split::new(
@@ -91,9 +97,16 @@ impl CurveFitting {
 
     /// Draws a task into `task`, returning its (a, b). Draw order: a, b,
     /// support xs, query xs.
-    pub fn sample_with_params<T: Real>(&self, rng: &mut Rng, task: &mut Task<T>) -> Result<CurveParams> {
+    pub fn sample_with_params<T: Real>(
+        &self,
+        rng: &mut Rng,
+        task: &mut Task<T>,
+    ) -> Result<CurveParams> {
         validate::task_shape(task, self.support, self.query)?;
-        let params = CurveParams { a: uniform(rng, self.a.0, self.a.1), b: uniform(rng, self.b.0, self.b.1) };
+        let params = CurveParams {
+            a: uniform(rng, self.a.0, self.a.1),
+            b: uniform(rng, self.b.0, self.b.1),
+        };
         for split in [&mut task.support, &mut task.query] {
             let (x, y, _) = split.parts_mut();
             let y = y.expect("curve-fitting tasks are regression tasks");
@@ -127,7 +140,10 @@ impl<T: Real> TaskDistribution<T> for CurveFitting {
         self.query
     }
     fn empty_task(&self) -> Task<T> {
-        Task { support: Split::zeros(self.support, 1, Some(1)), query: Split::zeros(self.query, 1, Some(1)) }
+        Task {
+            support: Split::zeros(self.support, 1, Some(1)),
+            query: Split::zeros(self.query, 1, Some(1)),
+        }
     }
     fn sample_into(&self, rng: &mut Rng, task: &mut Task<T>) -> Result<()> {
         self.sample_with_params(rng, task).map(|_| ())

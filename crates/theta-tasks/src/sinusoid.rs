@@ -65,7 +65,11 @@ impl Sinusoid {
     /// Draws a task into `task` and returns its (A, φ), for drawing the true curve.
     ///
     /// Draw order: A, φ, then the support xs, then the query xs.
-    pub fn sample_with_params<T: Real>(&self, rng: &mut Rng, task: &mut Task<T>) -> Result<SinusoidParams> {
+    pub fn sample_with_params<T: Real>(
+        &self,
+        rng: &mut Rng,
+        task: &mut Task<T>,
+    ) -> Result<SinusoidParams> {
         validate::task_shape(task, self.support, self.query)?;
         let params = SinusoidParams {
             amplitude: uniform(rng, self.amplitude.0, self.amplitude.1),
@@ -108,7 +112,10 @@ impl<T: Real> TaskDistribution<T> for Sinusoid {
         self.query
     }
     fn empty_task(&self) -> Task<T> {
-        Task { support: Split::zeros(self.support, 1, Some(1)), query: Split::zeros(self.query, 1, Some(1)) }
+        Task {
+            support: Split::zeros(self.support, 1, Some(1)),
+            query: Split::zeros(self.query, 1, Some(1)),
+        }
     }
     fn sample_into(&self, rng: &mut Rng, task: &mut Task<T>) -> Result<()> {
         self.sample_with_params(rng, task).map(|_| ())

@@ -26,7 +26,11 @@ pub(crate) fn non_negative(name: &'static str, x: f64) -> Result<()> {
     if x.is_finite() && x >= 0.0 {
         Ok(())
     } else {
-        Err(Error::InvalidParameter { name, value: x.to_string(), reason: "must be finite and >= 0" })
+        Err(Error::InvalidParameter {
+            name,
+            value: x.to_string(),
+            reason: "must be finite and >= 0",
+        })
     }
 }
 

@@ -17,7 +17,9 @@ fn sinusoid_matches_the_maml_paper() {
     let (mut amps, mut xs) = (Vec::new(), Vec::new());
     for _ in 0..2000 {
         let p = dist.sample_with_params(&mut rng, &mut task).unwrap();
-        assert!((0.1..5.0).contains(&p.amplitude) && (0.0..std::f64::consts::PI).contains(&p.phase));
+        assert!(
+            (0.1..5.0).contains(&p.amplitude) && (0.0..std::f64::consts::PI).contains(&p.phase)
+        );
         for split in [&task.support, &task.query] {
             for (x, y) in split.x().as_slice().iter().zip(values(split.y())) {
                 assert!((-5.0..5.0).contains(x));
@@ -117,13 +119,20 @@ fn blobs_are_labelled_by_class() {
 fn invalid_configurations_are_named() {
     let msg = |e: Error| e.to_string();
     assert!(msg(Sinusoid::new(0, 10).unwrap_err()).contains("support size"));
-    assert!(msg(Sinusoid::with_ranges((5.0, 0.1), (0.0, 1.0), (-1.0, 1.0), 5, 5).unwrap_err()).contains("amplitude"));
-    assert!(msg(CurveFitting::with_ranges((0.0, f64::NAN), (0.0, 1.0), (-1.0, 1.0), 5, 5).unwrap_err()).contains("a ="));
+    assert!(
+        msg(Sinusoid::with_ranges((5.0, 0.1), (0.0, 1.0), (-1.0, 1.0), 5, 5).unwrap_err())
+            .contains("amplitude")
+    );
+    assert!(
+        msg(CurveFitting::with_ranges((0.0, f64::NAN), (0.0, 1.0), (-1.0, 1.0), 5, 5).unwrap_err())
+            .contains("a =")
+    );
     assert!(msg(LinearRegression::new(2, -1.0, 5, 5).unwrap_err()).contains("noise_std"));
     assert!(msg(GaussianBlobs::new(1, 1, 1, 2, 1.0).unwrap_err()).contains("n_way"));
     // A task of the wrong shape is refused, not overrun.
     let small: Task<f64> = TaskDistribution::<f64>::empty_task(&Sinusoid::new(3, 3).unwrap());
     let mut small = small;
-    let err = Sinusoid::new(10, 10).unwrap().sample_into(&mut rng_from_seed(0), &mut small).unwrap_err();
+    let err =
+        Sinusoid::new(10, 10).unwrap().sample_into(&mut rng_from_seed(0), &mut small).unwrap_err();
     assert!(msg(err).contains("support set size: expected 10, got 3"));
 }

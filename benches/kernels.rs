@@ -1,0 +1,100 @@
+//! Kernel throughput: the fused MLP passes against the same passes from plain
+//! faer calls, in GFLOP/s (criterion's "elem/s" here counts floating-point
+//! operations), beside the machine's measured FMA peak.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use faer::Mat;
+use theta_benches::peak;
+use theta_benches::plain::PlainMlp;
+use theta_core::random::{rng_from_seed, uniform};
+use theta_core::{Loss, Matrix, Model, Pass, Scratch, Split, Targets};
+use theta_models::{Init, Mlp, MlpSpec};
+
+/// One-core f32 FMA peak.
+pub(crate) fn peak(c: &mut Criterion) {
+    eprintln!("theta kernels SIMD level: {}", theta_kernels::simd_level());
+    let mut g = c.benchmark_group("peak");
+    let iterations = 100_000;
+    g.throughput(Throughput::Elements(peak::flops(iterations)));
+    g.bench_function("f32_fma", |b| {
+        b.iter(|| peak::fma_chains(black_box(iterations), 0.999, 1e-3))
+    });
+    g.finish();
+}
+
+struct Workload {
+    name: &'static str,
+    sizes: &'static [usize],
+    rows: usize,
+}
+
+const WORKLOADS: [Workload; 3] = [
+    Workload { name: "1-40-40-1", sizes: &[1, 40, 40, 1], rows: 10 },
+    Workload { name: "1-40-40-1", sizes: &[1, 40, 40, 1], rows: 250 },
+    Workload { name: "784-256-128-64-64-5", sizes: &[784, 256, 128, 64, 64, 5], rows: 80 },
+];
+
+/// Loss + gradient and loss + gradient + HVP, fused and plain.
+pub(crate) fn mlp_passes(c: &mut Criterion) {
+    for w in &WORKLOADS {
+        let mlp = Mlp::new(MlpSpec::relu(w.sizes, Loss::Mse)).unwrap();
+        let model: &dyn Model<f32> = &mlp;
+        let mut rng = rng_from_seed(1);
+        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng);
+        let v: Vec<f32> = (0..theta.len()).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect();
+        let (d_in, d_out) = (w.sizes[0], w.sizes[w.sizes.len() - 1]);
+        let x: Vec<f32> = (0..w.rows * d_in).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect();
+        let y: Vec<f32> =
+            (0..w.rows * d_out).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect();
+        let split = Split::new(
+            "support",
+            Matrix::from_vec(w.rows, d_in, x.clone()).unwrap(),
+            Targets::Values(Matrix::from_vec(w.rows, d_out, y.clone()).unwrap()),
+        )
+        .unwrap();
+        let plain = PlainMlp::new(w.sizes, &theta);
+        let plain_v = PlainMlp::new(w.sizes, &v);
+        let xm = Mat::from_fn(w.rows, d_in, |i, j| x[i * d_in + j]);
+        let ym = Mat::from_fn(w.rows, d_out, |i, j| y[i * d_out + j]);
+        let mut scratch = Scratch::for_model(model, Pass::HessianVector, w.rows);
+        let (mut g, mut hv) = (vec![0f32; theta.len()], vec![0f32; theta.len()]);
+
+        // The baseline computes the same numbers (a sanity check, not a test).
+        let fused = model
+            .loss_grad(&theta, &split, &mut g, scratch.get(model, Pass::Gradient, w.rows))
+            .unwrap();
+        let (plain_loss, plain_grads) = plain.loss_grad(&xm, &ym);
+        assert!((fused - plain_loss).abs() <= 1e-4 * fused.abs(), "{fused} vs {plain_loss}");
+        let last = mlp.layers().last().unwrap();
+        let plain_gb = &plain_grads[1];
+        for j in 0..d_out {
+            let (a, b) = (g[last.bias.start + j], plain_gb[(0, j)]);
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "output bias gradient {a} vs {b}");
+        }
+
+        let mut group = c.benchmark_group(format!("mlp_{}_rows{}", w.name, w.rows));
+        group.throughput(Throughput::Elements(model.flops(Pass::Gradient, w.rows) as u64));
+        group.bench_function(BenchmarkId::new("loss_grad", "fused"), |b| {
+            b.iter(|| {
+                let s = scratch.get(model, Pass::Gradient, w.rows);
+                model.loss_grad(black_box(&theta), &split, &mut g, s).unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("loss_grad", "plain_faer"), |b| {
+            b.iter(|| plain.loss_grad(black_box(&xm), &ym).0)
+        });
+        group.throughput(Throughput::Elements(model.flops(Pass::HessianVector, w.rows) as u64));
+        group.bench_function(BenchmarkId::new("loss_grad_hvp", "fused"), |b| {
+            b.iter(|| {
+                let s = scratch.get(model, Pass::HessianVector, w.rows);
+                model.loss_grad_hvp(black_box(&theta), &split, &v, &mut g, &mut hv, s).unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("loss_grad_hvp", "plain_faer"), |b| {
+            b.iter(|| plain.loss_grad_hvp(black_box(&xm), &ym, &plain_v).0)
+        });
+        group.finish();
+    }
+}
