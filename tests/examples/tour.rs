@@ -11,7 +11,7 @@
 use theta_core::random::{rng_from_seed, uniform};
 use theta_core::{Loss, Model, Pass, Scratch, TaskDistribution};
 use theta_models::{Init, Mlp, MlpSpec};
-use theta_reference::{ReferenceCase, relative_error, support_quantity};
+use theta_reference::{ReferenceCase, evaluate, relative_error};
 use theta_tasks::Sinusoid;
 
 fn main() {
@@ -91,8 +91,8 @@ fn main() {
             }
         };
         for check in &case.checks {
-            if let Ok(Some(got)) = support_quantity::<f64>(&case, &check.quantity) {
-                let e = relative_error(&got, &check.expected);
+            if let Ok(got) = evaluate::<f64>(&case, &check.quantity) {
+                let e = relative_error(&got.value, &check.expected);
                 println!(
                     "  {:<16} {:<13} relative error {e:.1e}",
                     case.name,

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use theta_core::{Activation, Loss, Matrix, Model, Split, Targets, Task};
+use theta_imaml::Curvature;
 use theta_models::{Mlp, MlpSpec};
 
 use crate::error::CaseError;
@@ -42,15 +43,6 @@ pub enum Expected {
     Scalar(f64),
     /// A vector in θ's layout.
     Vector(Vec<f64>),
-}
-
-/// Which curvature iMAML's linear system uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Curvature {
-    /// The support loss's Hessian H.
-    Hessian,
-    /// Its Gauss-Newton matrix G = Jᵀ H_out J.
-    GaussNewton,
 }
 
 /// The quantities of the format (see `shared/reference/README.md`).
@@ -115,6 +107,25 @@ pub enum Quantity {
 }
 
 impl Quantity {
+    /// The expected mean meta-loss, for the quantities that record one.
+    pub fn expected_meta_loss(&self) -> Option<f64> {
+        match self {
+            Quantity::MamlMetaGrad { meta_loss, .. }
+            | Quantity::FomamlMetaGrad { meta_loss, .. }
+            | Quantity::ImamlMetaGrad { meta_loss, .. } => Some(*meta_loss),
+            _ => None,
+        }
+    }
+
+    /// The relative tolerance in f64 of the format's README: 1e-9, and 1e-8
+    /// for the fixed-iteration conjugate-gradient results.
+    pub fn tolerance_f64(&self) -> f64 {
+        match self {
+            Quantity::ImamlMetaGrad { .. } => 1e-8,
+            _ => 1e-9,
+        }
+    }
+
     /// The format's name of the quantity.
     pub fn name(&self) -> &'static str {
         match self {

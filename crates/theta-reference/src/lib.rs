@@ -7,14 +7,16 @@
 //! meta-gradients of MAML, first-order MAML, Reptile and iMAML.
 //!
 //! [`ReferenceCase::from_json`] parses and validates one (this crate reads no
-//! files: callers pass the text); [`support_quantity`] computes the support
-//! quantities with theta's model; [`relative_error`] compares.
+//! files: callers pass the text); [`evaluate`] computes any of its
+//! quantities with theta's model and algorithms, in f32 or f64;
+//! [`relative_error`] compares. `theta verify` is the command-line face of it.
 #![warn(missing_docs)]
 
 mod case;
 mod error;
 mod evaluate;
 
-pub use case::{Check, Curvature, Expected, FORMAT, Quantity, ReferenceCase};
+pub use case::{Check, Expected, FORMAT, Quantity, ReferenceCase};
+pub use theta_imaml::Curvature;
 pub use error::CaseError;
-pub use evaluate::{relative_error, support_quantity};
+pub use evaluate::{Computed, evaluate, relative_error};

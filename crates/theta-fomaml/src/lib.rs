@@ -1,0 +1,92 @@
+//! First-order MAML: MAML's meta-gradient without its second-order terms.
+//!
+//! The inner loop is MAML's (m SGD steps of size α on the support loss); the
+//! meta-gradient treats φ_m as a constant, `∇_θ L_q(φ_m) ≈ ∇L_q(φ_m)`, which
+//! drops every `−α H(φ_k)` factor. As α → 0 it equals MAML's.
+
+#![warn(missing_docs)]
+
+use theta_core::{Model, Pass, Real, Scratch, Split, Task};
+use theta_meta::{BatchMean, InnerSgd, MetaError, MetaLearner, StepStats, at_least_one};
+
+/// First-order MAML's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FomamlConfig {
+    /// α, the inner step size.
+    pub inner_lr: f64,
+    /// m ≥ 1, the inner steps.
+    pub inner_steps: usize,
+}
+
+impl Default for FomamlConfig {
+    /// α = 0.01, one step.
+    fn default() -> Self {
+        FomamlConfig { inner_lr: 0.01, inner_steps: 1 }
+    }
+}
+
+/// First-order MAML.
+#[derive(Clone, Debug)]
+pub struct Fomaml<T> {
+    inner: InnerSgd,
+    mean: BatchMean<T>,
+    phi: Vec<T>,
+    work: Vec<T>,
+    scratch: Scratch<T>,
+}
+
+impl<T: Real> Fomaml<T> {
+    /// Validates the configuration (α > 0, m ≥ 1).
+    pub fn new(config: FomamlConfig) -> Result<Self, MetaError> {
+        at_least_one("inner steps m", config.inner_steps)?;
+        Ok(Fomaml {
+            inner: InnerSgd::new(config.inner_lr, config.inner_steps)?,
+            mean: BatchMean::new(),
+            phi: Vec::new(),
+            work: Vec::new(),
+            scratch: Scratch::new(),
+        })
+    }
+
+    fn size(&mut self, p: usize) {
+        self.phi.resize(p, T::ZERO);
+        self.work.resize(p, T::ZERO);
+    }
+}
+
+impl<T: Real> MetaLearner<T> for Fomaml<T> {
+    fn name(&self) -> &'static str {
+        "fomaml"
+    }
+
+    fn meta_gradient(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        tasks: &[Task<T>],
+        grad: &mut [T],
+        task_losses: &mut [f64],
+    ) -> Result<StepStats, MetaError> {
+        self.size(model.num_params());
+        let Fomaml { inner, mean, phi, work, scratch } = self;
+        let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
+            inner.run(model, theta, &task.support, phi, work, scratch, None)?;
+            let query = &task.query;
+            Ok(model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?.to_f64())
+        })?;
+        Ok(StepStats { meta_loss, cg: None })
+    }
+
+    /// U(θ): the m inner SGD steps.
+    fn adapt(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        support: &Split<T>,
+        phi: &mut [T],
+    ) -> Result<(), MetaError> {
+        self.size(model.num_params());
+        self.inner.run(model, theta, support, phi, &mut self.work, &mut self.scratch, None)?;
+        Ok(())
+    }
+}

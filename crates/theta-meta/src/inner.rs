@@ -1,0 +1,72 @@
+//! The inner loop U^m: m steps of gradient descent on a task's support loss,
+//!
+//! ```text
+//! φ₀ = θ,   φ_{k+1} = φ_k − α ∇L_s(φ_k)   for k < m,
+//! ```
+//!
+//! written once and shared by every algorithm and by the evaluation protocol.
+
+use theta_core::vector::axpy;
+use theta_core::{Model, Pass, Real, Scratch, Split};
+
+use crate::error::{MetaError, positive};
+
+/// U^m with SGD: the step size α and the number of steps m (0 allowed: U⁰(θ) = θ).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InnerSgd {
+    alpha: f64,
+    steps: usize,
+}
+
+impl InnerSgd {
+    /// α > 0, any m.
+    pub fn new(alpha: f64, steps: usize) -> Result<Self, MetaError> {
+        Ok(InnerSgd { alpha: positive("inner learning rate α", alpha)?, steps })
+    }
+
+    /// α.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// m.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The same α with another m.
+    pub fn with_steps(&self, steps: usize) -> Self {
+        InnerSgd { steps, ..*self }
+    }
+
+    /// Writes φ_m into `phi`. When `trajectory` is given (m·P values), it
+    /// receives φ₀ … φ_{m−1}, the points MAML's reverse pass needs. `grad` is
+    /// work space of length P. Returns L_s(φ₀) (NaN if m = 0).
+    pub fn run<T: Real>(
+        &self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        support: &Split<T>,
+        phi: &mut [T],
+        grad: &mut [T],
+        scratch: &mut Scratch<T>,
+        mut trajectory: Option<&mut [T]>,
+    ) -> Result<f64, MetaError> {
+        let p = theta.len();
+        phi.copy_from_slice(theta);
+        let mut first = f64::NAN;
+        let step = T::from_f64(-self.alpha);
+        for k in 0..self.steps {
+            if let Some(traj) = trajectory.as_deref_mut() {
+                traj[k * p..(k + 1) * p].copy_from_slice(phi);
+            }
+            let s = scratch.get(model, Pass::Gradient, support.len());
+            let loss = model.loss_grad(phi, support, grad, s)?;
+            if k == 0 {
+                first = loss.to_f64();
+            }
+            axpy(step, grad, phi);
+        }
+        Ok(first)
+    }
+}

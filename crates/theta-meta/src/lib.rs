@@ -1,0 +1,24 @@
+//! What every theta meta-learner shares.
+//!
+//! * [`MetaLearner`]: the one trait of the algorithms (`theta-maml`,
+//!   `theta-fomaml`, `theta-reptile`, `theta-imaml`, `theta-pretrained`): an
+//!   outer gradient for a batch of tasks, and an adaptation U(θ) to a new task.
+//! * [`InnerSgd`]: the inner loop U^m (φ ← φ − α∇L_s(φ)), written once.
+//! * [`BatchMean`]: the per-task loop with a fixed reduction order.
+//! * [`Trainer`] and [`TrainState`]: the training loop, with [`Observer`]s
+//!   plugged in from outside and the state kept apart from the algorithm.
+//! * [`Evaluation`]: the protocol of cbfinn/maml (600 test tasks from a
+//!   fixed seed, 0..10 adaptation steps, mean ± 95% confidence interval).
+#![warn(missing_docs)]
+
+mod error;
+mod eval;
+mod inner;
+mod learner;
+mod train;
+
+pub use error::{MetaError, at_least_one, positive};
+pub use eval::{EvalPoint, Evaluation, Stat};
+pub use inner::InnerSgd;
+pub use learner::{BatchMean, CgStats, MetaLearner, StepStats};
+pub use train::{Observer, StepReport, TrainState, Trainer};
