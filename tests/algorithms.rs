@@ -1,0 +1,239 @@
+//! Every algorithm against first principles, on cases the reference files do
+//! not cover (other activations, losses, step counts).
+
+use theta_core::random::rng_from_seed;
+use theta_core::vector::{axpy, dot};
+use theta_core::{Activation, Loss, Model, Pass, Scratch, Task, TaskDistribution};
+use theta_fomaml::{Fomaml, FomamlConfig};
+use theta_imaml::{Curvature, Imaml, ImamlConfig, InnerSolver};
+use theta_maml::{Maml, MamlConfig};
+use theta_meta::{MetaError, MetaLearner, TrainState, Trainer};
+use theta_models::{Init, Mlp, MlpSpec};
+use theta_optim::{Adam, Optimizer, Sgd};
+use theta_pretrained::{Pretrained, PretrainedConfig};
+use theta_reptile::{InnerOptimizer, Reptile, ReptileConfig};
+use theta_tasks::{GaussianBlobs, LinearRegression, Sinusoid};
+use theta_tests::rel_err;
+
+fn net(sizes: &[usize], hidden: Activation, loss: Loss) -> Mlp {
+    Mlp::new(MlpSpec { layer_sizes: sizes.to_vec(), hidden, output: Activation::Identity, loss }).unwrap()
+}
+
+fn batch(dist: &dyn TaskDistribution<f64>, n: usize, seed: u64) -> Vec<Task<f64>> {
+    let mut rng = rng_from_seed(seed);
+    (0..n).map(|_| dist.sample(&mut rng).unwrap()).collect()
+}
+
+fn meta_grad(l: &mut dyn MetaLearner<f64>, m: &Mlp, theta: &[f64], tasks: &[Task<f64>]) -> (Vec<f64>, f64) {
+    let mut g = vec![0.0; theta.len()];
+    let mut losses = vec![0.0; tasks.len()];
+    let stats = l.meta_gradient(m, theta, tasks, &mut g, &mut losses).unwrap();
+    assert!((stats.meta_loss - losses.iter().sum::<f64>() / tasks.len() as f64).abs() < 1e-12);
+    (g, stats.meta_loss)
+}
+
+/// MAML's meta-gradient is the exact gradient of the mean query loss after
+/// m inner steps: compare with central differences of that meta-loss.
+#[test]
+fn maml_meta_gradient_matches_finite_differences() {
+    let cases: [(&[usize], Activation, Loss, usize, f64); 3] = [
+        (&[2, 6, 5, 1], Activation::Tanh, Loss::Mse, 3, 0.05),
+        (&[3, 5, 4], Activation::Sigmoid, Loss::SoftmaxCrossEntropy, 2, 0.5),
+        (&[2, 7, 1], Activation::Tanh, Loss::Mse, 5, 0.02),
+    ];
+    for (sizes, act, loss, m, alpha) in cases {
+        let mlp = net(sizes, act, loss);
+        let dist: Box<dyn TaskDistribution<f64>> = match loss {
+            Loss::Mse => Box::new(LinearRegression::new(sizes[0], 0.1, 6, 5).unwrap()),
+            Loss::SoftmaxCrossEntropy => Box::new(GaussianBlobs::new(*sizes.last().unwrap(), 2, 2, sizes[0], 1.5).unwrap()),
+        };
+        let tasks = batch(dist.as_ref(), 3, 7);
+        let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(1));
+        let mut maml = Maml::new(MamlConfig { inner_lr: alpha, inner_steps: m }).unwrap();
+        let (g, _) = meta_grad(&mut maml, &mlp, &theta, &tasks);
+        let h = 1e-6;
+        let fd: Vec<f64> = (0..theta.len())
+            .map(|i| {
+                let (mut tp, mut tm) = (theta.clone(), theta.clone());
+                tp[i] += h;
+                tm[i] -= h;
+                (meta_grad(&mut maml, &mlp, &tp, &tasks).1 - meta_grad(&mut maml, &mlp, &tm, &tasks).1) / (2.0 * h)
+            })
+            .collect();
+        let e = rel_err(&g, &fd);
+        assert!(e < 1e-6, "{sizes:?} {act} m={m}: relative error {e:e}");
+        // First-order MAML differs from it: the second-order terms matter here.
+        let mut fo = Fomaml::new(FomamlConfig { inner_lr: alpha, inner_steps: m }).unwrap();
+        assert!(rel_err(&meta_grad(&mut fo, &mlp, &theta, &tasks).0, &g) > 1e-4);
+    }
+}
+
+/// FOMAML drops the −αH terms, so it approaches MAML linearly as α → 0.
+#[test]
+fn fomaml_equals_maml_as_alpha_goes_to_zero() {
+    let mlp = net(&[1, 20, 20, 1], Activation::Relu, Loss::Mse);
+    let tasks = batch(&Sinusoid::new(10, 10).unwrap(), 4, 3);
+    let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(2));
+    let mut prev = f64::INFINITY;
+    for alpha in [1e-2, 1e-3, 1e-4, 1e-5] {
+        let cfg = MamlConfig { inner_lr: alpha, inner_steps: 2 };
+        let g = meta_grad(&mut Maml::new(cfg).unwrap(), &mlp, &theta, &tasks).0;
+        let f = meta_grad(&mut Fomaml::new(FomamlConfig { inner_lr: alpha, inner_steps: 2 }).unwrap(), &mlp, &theta, &tasks).0;
+        let e = rel_err(&f, &g);
+        // The difference is O(α): each tenfold smaller α divides it by ~10.
+        if prev.is_finite() {
+            let ratio = prev / e;
+            assert!((8.0..12.0).contains(&ratio), "α = {alpha:e}: difference {e:e}, ratio {ratio}");
+        }
+        prev = e;
+    }
+    assert!(prev < 5e-4, "{prev:e}");
+}
+
+/// Reptile with one inner SGD step: θ − φ = α∇L_s(θ), so an outer SGD step
+/// of size β is SGD on the joint support loss with step αβ.
+#[test]
+fn reptile_with_one_step_is_scaled_sgd_on_the_joint_loss() {
+    let mlp = net(&[1, 16, 1], Activation::Tanh, Loss::Mse);
+    let tasks = batch(&Sinusoid::new(10, 10).unwrap(), 5, 4);
+    let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(3));
+    let (alpha, beta) = (0.02, 0.5);
+    let cfg = ReptileConfig { inner_lr: alpha, inner_steps: 1, inner_optimizer: InnerOptimizer::Sgd };
+    let (pseudo, _) = meta_grad(&mut Reptile::new(cfg).unwrap(), &mlp, &theta, &tasks);
+    let mut reptile_theta = theta.clone();
+    Sgd::new(beta).unwrap().step(&mut reptile_theta, &pseudo, &mut ()).unwrap();
+
+    let m: &dyn Model<f64> = &mlp;
+    let mut joint = vec![0.0; theta.len()];
+    let (mut g, mut s) = (vec![0.0; theta.len()], Scratch::new());
+    for task in &tasks {
+        m.loss_grad(&theta, &task.support, &mut g, s.get(m, Pass::Gradient, 10)).unwrap();
+        axpy(1.0 / tasks.len() as f64, &g, &mut joint);
+    }
+    let mut sgd_theta = theta.clone();
+    Sgd::new(alpha * beta).unwrap().step(&mut sgd_theta, &joint, &mut ()).unwrap();
+    let step = |t: &[f64]| t.iter().zip(&theta).map(|(a, b)| a - b).collect::<Vec<_>>();
+    assert!(rel_err(&step(&reptile_theta), &step(&sgd_theta)) < 1e-10);
+
+    // With k = 2 it is not: the second step's gradient depends on the first.
+    let cfg2 = ReptileConfig { inner_steps: 2, ..cfg };
+    let (pseudo2, _) = meta_grad(&mut Reptile::new(cfg2).unwrap(), &mlp, &theta, &tasks);
+    let scaled: Vec<f64> = joint.iter().map(|g| 2.0 * alpha * g).collect();
+    assert!(rel_err(&pseudo2, &scaled) > 1e-4);
+}
+
+/// iMAML's meta-gradient solves (I + H/λ) x = ∇L_q(φ): with enough CG
+/// iterations on a small network it equals a dense solve built column by
+/// column from Hessian-vector products.
+#[test]
+fn imaml_solves_its_linear_system() {
+    let mlp = net(&[1, 4, 1], Activation::Tanh, Loss::Mse);
+    let m: &dyn Model<f64> = &mlp;
+    let p = m.num_params();
+    let tasks = batch(&Sinusoid::new(8, 8).unwrap(), 1, 5);
+    let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(4));
+    for curvature in [Curvature::Hessian, Curvature::GaussNewton] {
+        let lambda = 3.0;
+        let cfg = ImamlConfig { lambda, curvature, inner: InnerSolver::GradientSteps { steps: 4, lr: 0.05 }, cg_iterations: 4 * p };
+        let mut imaml = Imaml::new(cfg).unwrap();
+        let (x, _) = meta_grad(&mut imaml, &mlp, &theta, &tasks);
+        // Rebuild φ and the dense matrix A = I + C/λ.
+        let mut phi = vec![0.0; p];
+        imaml.adapt(m, &theta, &tasks[0].support, &mut phi).unwrap();
+        let mut s = Scratch::new();
+        let (mut g, mut col) = (vec![0.0; p], vec![0.0; p]);
+        let mut a = vec![vec![0.0; p]; p];
+        for j in 0..p {
+            let mut e = vec![0.0; p];
+            e[j] = 1.0;
+            match curvature {
+                Curvature::Hessian => {
+                    m.loss_grad_hvp(&phi, &tasks[0].support, &e, &mut g, &mut col, s.get(m, Pass::HessianVector, 8)).unwrap();
+                }
+                Curvature::GaussNewton => {
+                    m.loss_gnvp(&phi, &tasks[0].support, &e, &mut col, s.get(m, Pass::GaussNewton, 8)).unwrap();
+                }
+            }
+            for i in 0..p {
+                a[i][j] = col[i] / lambda + if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        let mut gq = vec![0.0; p];
+        m.loss_grad(&phi, &tasks[0].query, &mut gq, s.get(m, Pass::Gradient, 8)).unwrap();
+        let ax: Vec<f64> = a.iter().map(|row| dot(row, &x)).collect();
+        assert!(rel_err(&ax, &gq) < 1e-9, "{curvature:?}: ‖Ax − b‖/‖b‖ = {:e}", rel_err(&ax, &gq));
+    }
+}
+
+fn train(learner: &mut dyn MetaLearner<f32>, steps: u64, seed: u64) -> Vec<f32> {
+    let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
+    let dist = Sinusoid::new(10, 10).unwrap();
+    let adam = Adam::new(1e-3).unwrap();
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(seed));
+    let mut state = TrainState {
+        optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+        theta,
+        rng: rng_from_seed(seed + 1),
+        step: 0,
+    };
+    let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap();
+    trainer.run(learner, &adam, &mut state, steps, &mut ()).unwrap();
+    assert_eq!(state.step, steps);
+    state.theta
+}
+
+#[test]
+fn same_seed_same_parameters_bit_for_bit() {
+    let learners: Vec<Box<dyn Fn() -> Box<dyn MetaLearner<f32>>>> = vec![
+        Box::new(|| Box::new(Maml::new(MamlConfig::default()).unwrap())),
+        Box::new(|| Box::new(Fomaml::new(FomamlConfig::default()).unwrap())),
+        Box::new(|| {
+            Box::new(
+                Reptile::new(ReptileConfig {
+                    inner_optimizer: InnerOptimizer::Adam { beta1: 0.0, beta2: 0.999, epsilon: 1e-8 },
+                    ..ReptileConfig::default()
+                })
+                .unwrap(),
+            )
+        }),
+        Box::new(|| Box::new(Imaml::new(ImamlConfig::default()).unwrap())),
+        Box::new(|| Box::new(Pretrained::new(PretrainedConfig::default()).unwrap())),
+    ];
+    for make in &learners {
+        let (a, b, c) = (train(make().as_mut(), 20, 1), train(make().as_mut(), 20, 1), train(make().as_mut(), 20, 2));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b), "{}", make().name());
+        assert_ne!(bits(&a), bits(&c), "{}", make().name());
+    }
+}
+
+#[test]
+fn divergence_is_reported_with_its_step() {
+    let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
+    let dist = Sinusoid::new(10, 10).unwrap();
+    let sgd = Sgd::new(1e3).unwrap();
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+    let mut state = TrainState { theta, optimizer: (), rng: rng_from_seed(1), step: 0 };
+    let mut maml = Maml::new(MamlConfig { inner_lr: 0.5, inner_steps: 5 }).unwrap();
+    let err = Trainer::new(&mlp, &dist, 5).unwrap().run(&mut maml, &sgd, &mut state, 1000, &mut ()).unwrap_err();
+    let MetaError::Diverged { step, .. } = &err else { panic!("{err}") };
+    assert_eq!(*step, state.step + 1, "θ is left as it was before the failing step");
+    assert!(state.theta.iter().all(|x| x.is_finite()));
+    assert!(err.to_string().starts_with(&format!("training diverged at meta-step {step}: ")), "{err}");
+}
+
+#[test]
+fn invalid_hyper_parameters_are_named() {
+    let msg = |e: MetaError| e.to_string();
+    assert_eq!(msg(Maml::<f32>::new(MamlConfig { inner_lr: 0.0, inner_steps: 1 }).unwrap_err()), "invalid inner learning rate α = 0: must be finite and > 0");
+    assert_eq!(msg(Maml::<f32>::new(MamlConfig { inner_lr: 0.01, inner_steps: 0 }).unwrap_err()), "invalid inner steps m = 0: must be at least 1");
+    assert!(msg(Fomaml::<f32>::new(FomamlConfig { inner_lr: -1.0, inner_steps: 1 }).unwrap_err()).contains("inner learning rate"));
+    assert!(msg(Reptile::<f32>::new(ReptileConfig { inner_steps: 0, ..ReptileConfig::default() }).unwrap_err()).contains("inner steps k"));
+    assert!(msg(Imaml::<f32>::new(ImamlConfig { lambda: 0.0, ..ImamlConfig::default() }).unwrap_err()).contains("lambda λ = 0"));
+    assert!(msg(Imaml::<f32>::new(ImamlConfig { cg_iterations: 0, ..ImamlConfig::default() }).unwrap_err()).contains("CG iterations"));
+    let mlp = net(&[2, 4, 1], Activation::Relu, Loss::Mse);
+    let e = Trainer::<f32>::new(&mlp, &Sinusoid::new(5, 5).unwrap(), 4).err().unwrap();
+    assert_eq!(msg(e), "model input width (task inputs): expected 1, got 2");
+    let cls = net(&[1, 4, 3], Activation::Relu, Loss::SoftmaxCrossEntropy);
+    assert!(Trainer::<f32>::new(&cls, &GaussianBlobs::new(3, 1, 1, 1, 1.0).unwrap(), 0).is_err());
+}
