@@ -144,6 +144,15 @@ fn main() {
     });
     let results = results.into_inner().unwrap();
     let find = |a: Algo, k: usize| results.iter().find(|o| o.algo == a && o.k == k).unwrap();
+    let cell = |p: &EvalPoint| {
+        if p.diverged > 0 {
+            format!("diverged ({} of {} tasks)", p.diverged, args.eval_tasks)
+        } else if p.loss.mean < 0.1 {
+            format!("{:.4}", p.loss)
+        } else {
+            format!("{:.3}", p.loss)
+        }
+    };
     println!(
         "| algorithm | K=10, 1 step | K=10, 10 steps | K=5, 1 step | K=5, 10 steps | training time (K=10, K=5) |"
     );
@@ -151,18 +160,18 @@ fn main() {
     for algo in Algo::ALL {
         let (a, b) = (find(algo, 10), find(algo, 5));
         println!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} s, {:.0} s |",
+            "| {} | {} | {} | {} | {} | {:.0} s, {:.0} s |",
             algo.label(),
-            a.curve[1].loss,
-            a.curve[10].loss,
-            b.curve[1].loss,
-            b.curve[10].loss,
+            cell(&a.curve[1]),
+            cell(&a.curve[10]),
+            cell(&b.curve[1]),
+            cell(&b.curve[10]),
             a.seconds,
             b.seconds
         );
     }
     for o in results.iter().filter(|o| o.own.is_some()) {
-        println!("\niMAML adapted by its own proximal solve, K={}: {:.3}", o.k, o.own.unwrap().loss);
+        println!("\niMAML adapted by its own proximal solve, K={}: {}", o.k, cell(o.own.as_ref().unwrap()));
     }
     eprintln!("total wall time {:.0} s", start.elapsed().as_secs_f64());
 }

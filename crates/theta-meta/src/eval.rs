@@ -20,8 +20,12 @@ pub struct Stat {
 }
 
 impl Stat {
-    /// From samples (at least one).
+    /// From samples (at least one). A non-finite sample makes both the mean
+    /// and the interval infinite: a diverged task is not averaged away.
     pub fn from_samples(x: &[f64]) -> Stat {
+        if x.iter().any(|v| !v.is_finite()) {
+            return Stat { mean: f64::INFINITY, ci95: f64::INFINITY };
+        }
         let n = x.len() as f64;
         let mean = x.iter().sum::<f64>() / n;
         let var = if x.len() > 1 { x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0) } else { 0.0 };
@@ -45,6 +49,9 @@ pub struct EvalPoint {
     pub loss: Stat,
     /// Query accuracy, for classification.
     pub accuracy: Option<Stat>,
+    /// Tasks whose adaptation diverged (a non-finite loss or parameter) by
+    /// this step; their loss counts as infinite and their accuracy as 0.
+    pub diverged: usize,
 }
 
 /// The protocol's settings.
@@ -87,26 +94,46 @@ impl Evaluation {
         let (mut phi, mut grad) = (vec![T::ZERO; p], vec![T::ZERO; p]);
         let mut scratch = Scratch::new();
         let mut out = Vec::new();
-        let mut losses = vec![Vec::with_capacity(self.tasks); self.max_steps + 1];
-        let mut accs = vec![Vec::with_capacity(self.tasks); self.max_steps + 1];
+        let n = self.max_steps + 1;
+        let mut losses = vec![Vec::with_capacity(self.tasks); n];
+        let mut accs = vec![Vec::with_capacity(self.tasks); n];
+        let mut diverged = vec![0; n];
         for task in &tasks {
             phi.copy_from_slice(theta);
-            for s in 0..=self.max_steps {
-                let (l, a) = query_metrics(model, &phi, &task.query, &mut scratch, &mut out)?;
-                losses[s].push(l);
-                accs[s].extend(a);
-                if s < self.max_steps {
+            let mut alive = true;
+            for s in 0..n {
+                if alive {
+                    match diverges(query_metrics(model, &phi, &task.query, &mut scratch, &mut out))? {
+                        Some((l, a)) => {
+                            losses[s].push(l);
+                            accs[s].extend(a);
+                        }
+                        None => alive = false,
+                    }
+                }
+                if !alive {
+                    losses[s].push(f64::INFINITY);
+                    if model.loss_kind() == Loss::SoftmaxCrossEntropy {
+                        accs[s].push(0.0);
+                    }
+                    diverged[s] += 1;
+                    continue;
+                }
+                if s + 1 < n {
                     let sc = scratch.get(model, Pass::Gradient, task.support.len());
-                    model.loss_grad(&phi, &task.support, &mut grad, sc)?;
-                    axpy(T::from_f64(-self.alpha), &grad, &mut phi);
+                    match diverges(model.loss_grad(&phi, &task.support, &mut grad, sc).map_err(MetaError::from))? {
+                        Some(_) => axpy(T::from_f64(-self.alpha), &grad, &mut phi),
+                        None => alive = false,
+                    }
                 }
             }
         }
-        Ok((0..=self.max_steps)
+        Ok((0..n)
             .map(|s| EvalPoint {
                 steps: s,
                 loss: Stat::from_samples(&losses[s]),
                 accuracy: (!accs[s].is_empty()).then(|| Stat::from_samples(&accs[s])),
+                diverged: diverged[s],
             })
             .collect())
     }
@@ -124,18 +151,43 @@ impl Evaluation {
         let mut phi = vec![T::ZERO; model.num_params()];
         let mut scratch = Scratch::new();
         let mut out = Vec::new();
-        let (mut losses, mut accs) = (Vec::new(), Vec::new());
+        let (mut losses, mut accs, mut diverged) = (Vec::new(), Vec::new(), 0);
         for task in &tasks {
-            adapt(theta, &task.support, &mut phi)?;
-            let (l, a) = query_metrics(model, &phi, &task.query, &mut scratch, &mut out)?;
-            losses.push(l);
-            accs.extend(a);
+            let metrics = match diverges(adapt(theta, &task.support, &mut phi))? {
+                Some(()) => diverges(query_metrics(model, &phi, &task.query, &mut scratch, &mut out))?,
+                None => None,
+            };
+            match metrics {
+                Some((l, a)) => {
+                    losses.push(l);
+                    accs.extend(a);
+                }
+                None => {
+                    diverged += 1;
+                    losses.push(f64::INFINITY);
+                    if model.loss_kind() == Loss::SoftmaxCrossEntropy {
+                        accs.push(0.0);
+                    }
+                }
+            }
         }
         Ok(EvalPoint {
             steps: 0,
             loss: Stat::from_samples(&losses),
             accuracy: (!accs.is_empty()).then(|| Stat::from_samples(&accs)),
+            diverged,
         })
+    }
+}
+
+/// `Ok(None)` where a computation diverged (a non-finite loss, parameter or
+/// iterate), so that evaluation can count it; other errors pass through.
+fn diverges<X>(r: Result<X, MetaError>) -> Result<Option<X>, MetaError> {
+    match r {
+        Ok(x) => Ok(Some(x)),
+        Err(MetaError::Model(theta_core::Error::NonFinite(_)) | MetaError::NonFinite(_)) => Ok(None),
+        Err(MetaError::Optim(theta_optim::OptimError::NonFinite(_))) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
