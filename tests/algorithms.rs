@@ -16,7 +16,8 @@ use theta_tasks::{GaussianBlobs, LinearRegression, Sinusoid};
 use theta_tests::rel_err;
 
 fn net(sizes: &[usize], hidden: Activation, loss: Loss) -> Mlp {
-    Mlp::new(MlpSpec { layer_sizes: sizes.to_vec(), hidden, output: Activation::Identity, loss }).unwrap()
+    Mlp::new(MlpSpec { layer_sizes: sizes.to_vec(), hidden, output: Activation::Identity, loss })
+        .unwrap()
 }
 
 fn batch(dist: &dyn TaskDistribution<f64>, n: usize, seed: u64) -> Vec<Task<f64>> {
@@ -24,7 +25,12 @@ fn batch(dist: &dyn TaskDistribution<f64>, n: usize, seed: u64) -> Vec<Task<f64>
     (0..n).map(|_| dist.sample(&mut rng).unwrap()).collect()
 }
 
-fn meta_grad(l: &mut dyn MetaLearner<f64>, m: &Mlp, theta: &[f64], tasks: &[Task<f64>]) -> (Vec<f64>, f64) {
+fn meta_grad(
+    l: &mut dyn MetaLearner<f64>,
+    m: &Mlp,
+    theta: &[f64],
+    tasks: &[Task<f64>],
+) -> (Vec<f64>, f64) {
     let mut g = vec![0.0; theta.len()];
     let mut losses = vec![0.0; tasks.len()];
     let stats = l.meta_gradient(m, theta, tasks, &mut g, &mut losses).unwrap();
@@ -45,7 +51,9 @@ fn maml_meta_gradient_matches_finite_differences() {
         let mlp = net(sizes, act, loss);
         let dist: Box<dyn TaskDistribution<f64>> = match loss {
             Loss::Mse => Box::new(LinearRegression::new(sizes[0], 0.1, 6, 5).unwrap()),
-            Loss::SoftmaxCrossEntropy => Box::new(GaussianBlobs::new(*sizes.last().unwrap(), 2, 2, sizes[0], 1.5).unwrap()),
+            Loss::SoftmaxCrossEntropy => {
+                Box::new(GaussianBlobs::new(*sizes.last().unwrap(), 2, 2, sizes[0], 1.5).unwrap())
+            }
         };
         let tasks = batch(dist.as_ref(), 3, 7);
         let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(1));
@@ -57,7 +65,9 @@ fn maml_meta_gradient_matches_finite_differences() {
                 let (mut tp, mut tm) = (theta.clone(), theta.clone());
                 tp[i] += h;
                 tm[i] -= h;
-                (meta_grad(&mut maml, &mlp, &tp, &tasks).1 - meta_grad(&mut maml, &mlp, &tm, &tasks).1) / (2.0 * h)
+                (meta_grad(&mut maml, &mlp, &tp, &tasks).1
+                    - meta_grad(&mut maml, &mlp, &tm, &tasks).1)
+                    / (2.0 * h)
             })
             .collect();
         let e = rel_err(&g, &fd);
@@ -78,7 +88,13 @@ fn fomaml_equals_maml_as_alpha_goes_to_zero() {
     for alpha in [1e-2, 1e-3, 1e-4, 1e-5] {
         let cfg = MamlConfig { inner_lr: alpha, inner_steps: 2 };
         let g = meta_grad(&mut Maml::new(cfg).unwrap(), &mlp, &theta, &tasks).0;
-        let f = meta_grad(&mut Fomaml::new(FomamlConfig { inner_lr: alpha, inner_steps: 2 }).unwrap(), &mlp, &theta, &tasks).0;
+        let f = meta_grad(
+            &mut Fomaml::new(FomamlConfig { inner_lr: alpha, inner_steps: 2 }).unwrap(),
+            &mlp,
+            &theta,
+            &tasks,
+        )
+        .0;
         let e = rel_err(&f, &g);
         // The difference is O(α): each tenfold smaller α divides it by ~10.
         if prev.is_finite() {
@@ -98,7 +114,8 @@ fn reptile_with_one_step_is_scaled_sgd_on_the_joint_loss() {
     let tasks = batch(&Sinusoid::new(10, 10).unwrap(), 5, 4);
     let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(3));
     let (alpha, beta) = (0.02, 0.5);
-    let cfg = ReptileConfig { inner_lr: alpha, inner_steps: 1, inner_optimizer: InnerOptimizer::Sgd };
+    let cfg =
+        ReptileConfig { inner_lr: alpha, inner_steps: 1, inner_optimizer: InnerOptimizer::Sgd };
     let (pseudo, _) = meta_grad(&mut Reptile::new(cfg).unwrap(), &mlp, &theta, &tasks);
     let mut reptile_theta = theta.clone();
     Sgd::new(beta).unwrap().step(&mut reptile_theta, &pseudo, &mut ()).unwrap();
@@ -134,7 +151,12 @@ fn imaml_solves_its_linear_system() {
     let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(4));
     for curvature in [Curvature::Hessian, Curvature::GaussNewton] {
         let lambda = 3.0;
-        let cfg = ImamlConfig { lambda, curvature, inner: InnerSolver::GradientSteps { steps: 4, lr: 0.05 }, cg_iterations: 4 * p };
+        let cfg = ImamlConfig {
+            lambda,
+            curvature,
+            inner: InnerSolver::GradientSteps { steps: 4, lr: 0.05 },
+            cg_iterations: 4 * p,
+        };
         let mut imaml = Imaml::new(cfg).unwrap();
         let (x, _) = meta_grad(&mut imaml, &mlp, &theta, &tasks);
         // Rebuild φ and the dense matrix A = I + C/λ.
@@ -148,10 +170,25 @@ fn imaml_solves_its_linear_system() {
             e[j] = 1.0;
             match curvature {
                 Curvature::Hessian => {
-                    m.loss_grad_hvp(&phi, &tasks[0].support, &e, &mut g, &mut col, s.get(m, Pass::HessianVector, 8)).unwrap();
+                    m.loss_grad_hvp(
+                        &phi,
+                        &tasks[0].support,
+                        &e,
+                        &mut g,
+                        &mut col,
+                        s.get(m, Pass::HessianVector, 8),
+                    )
+                    .unwrap();
                 }
                 Curvature::GaussNewton => {
-                    m.loss_gnvp(&phi, &tasks[0].support, &e, &mut col, s.get(m, Pass::GaussNewton, 8)).unwrap();
+                    m.loss_gnvp(
+                        &phi,
+                        &tasks[0].support,
+                        &e,
+                        &mut col,
+                        s.get(m, Pass::GaussNewton, 8),
+                    )
+                    .unwrap();
                 }
             }
             for i in 0..p {
@@ -184,23 +221,26 @@ fn train(learner: &mut dyn MetaLearner<f32>, steps: u64, seed: u64) -> Vec<f32> 
 
 #[test]
 fn same_seed_same_parameters_bit_for_bit() {
-    let learners: Vec<Box<dyn Fn() -> Box<dyn MetaLearner<f32>>>> = vec![
-        Box::new(|| Box::new(Maml::new(MamlConfig::default()).unwrap())),
-        Box::new(|| Box::new(Fomaml::new(FomamlConfig::default()).unwrap())),
-        Box::new(|| {
+    type Make = fn() -> Box<dyn MetaLearner<f32>>;
+    let learners: [Make; 5] = [
+        || Box::new(Maml::new(MamlConfig::default()).unwrap()),
+        || Box::new(Fomaml::new(FomamlConfig::default()).unwrap()),
+        || {
+            let inner_optimizer = InnerOptimizer::Adam { beta1: 0.0, beta2: 0.999, epsilon: 1e-8 };
             Box::new(
-                Reptile::new(ReptileConfig {
-                    inner_optimizer: InnerOptimizer::Adam { beta1: 0.0, beta2: 0.999, epsilon: 1e-8 },
-                    ..ReptileConfig::default()
-                })
-                .unwrap(),
+                Reptile::new(ReptileConfig { inner_optimizer, ..ReptileConfig::default() })
+                    .unwrap(),
             )
-        }),
-        Box::new(|| Box::new(Imaml::new(ImamlConfig::default()).unwrap())),
-        Box::new(|| Box::new(Pretrained::new(PretrainedConfig::default()).unwrap())),
+        },
+        || Box::new(Imaml::new(ImamlConfig::default()).unwrap()),
+        || Box::new(Pretrained::new(PretrainedConfig::default()).unwrap()),
     ];
     for make in &learners {
-        let (a, b, c) = (train(make().as_mut(), 20, 1), train(make().as_mut(), 20, 1), train(make().as_mut(), 20, 2));
+        let (a, b, c) = (
+            train(make().as_mut(), 20, 1),
+            train(make().as_mut(), 20, 1),
+            train(make().as_mut(), 20, 2),
+        );
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b), "{}", make().name());
         assert_ne!(bits(&a), bits(&c), "{}", make().name());
@@ -215,25 +255,117 @@ fn divergence_is_reported_with_its_step() {
     let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
     let mut state = TrainState { theta, optimizer: (), rng: rng_from_seed(1), step: 0 };
     let mut maml = Maml::new(MamlConfig { inner_lr: 0.5, inner_steps: 5 }).unwrap();
-    let err = Trainer::new(&mlp, &dist, 5).unwrap().run(&mut maml, &sgd, &mut state, 1000, &mut ()).unwrap_err();
+    let err = Trainer::new(&mlp, &dist, 5)
+        .unwrap()
+        .run(&mut maml, &sgd, &mut state, 1000, &mut ())
+        .unwrap_err();
     let MetaError::Diverged { step, .. } = &err else { panic!("{err}") };
     assert_eq!(*step, state.step + 1, "θ is left as it was before the failing step");
     assert!(state.theta.iter().all(|x| x.is_finite()));
-    assert!(err.to_string().starts_with(&format!("training diverged at meta-step {step}: ")), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("training diverged at meta-step {step}: ")),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_hyper_parameters_are_named() {
     let msg = |e: MetaError| e.to_string();
-    assert_eq!(msg(Maml::<f32>::new(MamlConfig { inner_lr: 0.0, inner_steps: 1 }).unwrap_err()), "invalid inner learning rate α = 0: must be finite and > 0");
-    assert_eq!(msg(Maml::<f32>::new(MamlConfig { inner_lr: 0.01, inner_steps: 0 }).unwrap_err()), "invalid inner steps m = 0: must be at least 1");
-    assert!(msg(Fomaml::<f32>::new(FomamlConfig { inner_lr: -1.0, inner_steps: 1 }).unwrap_err()).contains("inner learning rate"));
-    assert!(msg(Reptile::<f32>::new(ReptileConfig { inner_steps: 0, ..ReptileConfig::default() }).unwrap_err()).contains("inner steps k"));
-    assert!(msg(Imaml::<f32>::new(ImamlConfig { lambda: 0.0, ..ImamlConfig::default() }).unwrap_err()).contains("lambda λ = 0"));
-    assert!(msg(Imaml::<f32>::new(ImamlConfig { cg_iterations: 0, ..ImamlConfig::default() }).unwrap_err()).contains("CG iterations"));
+    assert_eq!(
+        msg(Maml::<f32>::new(MamlConfig { inner_lr: 0.0, inner_steps: 1 }).unwrap_err()),
+        "invalid inner learning rate α = 0: must be finite and > 0"
+    );
+    assert_eq!(
+        msg(Maml::<f32>::new(MamlConfig { inner_lr: 0.01, inner_steps: 0 }).unwrap_err()),
+        "invalid inner steps m = 0: must be at least 1"
+    );
+    assert!(
+        msg(Fomaml::<f32>::new(FomamlConfig { inner_lr: -1.0, inner_steps: 1 }).unwrap_err())
+            .contains("inner learning rate")
+    );
+    assert!(
+        msg(Reptile::<f32>::new(ReptileConfig { inner_steps: 0, ..ReptileConfig::default() })
+            .unwrap_err())
+        .contains("inner steps k")
+    );
+    assert!(
+        msg(Imaml::<f32>::new(ImamlConfig { lambda: 0.0, ..ImamlConfig::default() }).unwrap_err())
+            .contains("lambda λ = 0")
+    );
+    assert!(
+        msg(Imaml::<f32>::new(ImamlConfig { cg_iterations: 0, ..ImamlConfig::default() })
+            .unwrap_err())
+        .contains("CG iterations")
+    );
     let mlp = net(&[2, 4, 1], Activation::Relu, Loss::Mse);
     let e = Trainer::<f32>::new(&mlp, &Sinusoid::new(5, 5).unwrap(), 4).err().unwrap();
     assert_eq!(msg(e), "model input width (task inputs): expected 1, got 2");
     let cls = net(&[1, 4, 3], Activation::Relu, Loss::SoftmaxCrossEntropy);
     assert!(Trainer::<f32>::new(&cls, &GaussianBlobs::new(3, 1, 1, 1, 1.0).unwrap(), 0).is_err());
+}
+
+/// Evaluation counts tasks whose adaptation diverges instead of failing or
+/// averaging them away (iMAML's sharp θ makes SGD at α = 0.01 diverge).
+#[test]
+fn evaluation_reports_divergence() {
+    use theta_meta::Evaluation;
+    let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+    let dist = Sinusoid::new(10, 20).unwrap();
+    let curve = Evaluation::new(30, 1, 50.0, 8).unwrap().sgd_curve(&mlp, &theta, &dist).unwrap();
+    assert_eq!(curve[0].diverged, 0);
+    assert!(curve[0].loss.mean.is_finite());
+    let last = curve.last().unwrap();
+    assert!(last.diverged > 0 && last.loss.mean.is_infinite(), "{last:?}");
+    assert!(curve.windows(2).all(|w| w[0].diverged <= w[1].diverged));
+}
+
+/// The proximal Gauss-Newton inner solve reaches the proximal argmin: on a
+/// linear model (G = H, a quadratic objective) in one step with a full CG
+/// solve; on a network fitting a small-residual task, linearly, to
+/// stationarity of L_s(φ) + λ/2‖φ − θ‖². (With large residuals, fixed-damping
+/// Gauss-Newton can fall into a 2-cycle instead: H − G is then large. That is
+/// the method, not the code; iMAML takes only a few steps from θ anyway.)
+#[test]
+fn proximal_gauss_newton_reaches_the_proximal_argmin() {
+    let stationarity = |mlp: &Mlp, theta: &[f64], phi: &[f64], task: &Task<f64>, lambda: f64| {
+        let m: &dyn Model<f64> = mlp;
+        let mut g = vec![0.0; theta.len()];
+        m.loss_grad(
+            phi,
+            &task.support,
+            &mut g,
+            Scratch::new().get(m, Pass::Gradient, task.support.len()),
+        )
+        .unwrap();
+        let r: Vec<f64> = (0..g.len()).map(|i| g[i] + lambda * (phi[i] - theta[i])).collect();
+        r.iter().map(|x| x * x).sum::<f64>().sqrt()
+    };
+    let linear = net(&[3, 1], Activation::Identity, Loss::Mse);
+    let tasks = batch(&LinearRegression::new(3, 0.1, 8, 8).unwrap(), 1, 9);
+    let theta: Vec<f64> = linear.init(Init::UniformFanIn, &mut rng_from_seed(5));
+    let lambda = 2.0;
+    let one_step = ImamlConfig {
+        lambda,
+        curvature: Curvature::GaussNewton,
+        inner: InnerSolver::ProximalGaussNewton { steps: 1, cg_iterations: 4 },
+        cg_iterations: 4,
+    };
+    let mut phi = vec![0.0; theta.len()];
+    Imaml::new(one_step).unwrap().adapt(&linear, &theta, &tasks[0].support, &mut phi).unwrap();
+    assert!(stationarity(&linear, &theta, &phi, &tasks[0], lambda) < 1e-12);
+
+    let mlp = net(&[1, 10, 10, 1], Activation::Tanh, Loss::Mse);
+    let tasks = batch(&LinearRegression::new(1, 0.0, 10, 10).unwrap(), 1, 9);
+    let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
+    let p = theta.len();
+    let start = stationarity(&mlp, &theta, &theta, &tasks[0], lambda);
+    let many = ImamlConfig {
+        inner: InnerSolver::ProximalGaussNewton { steps: 40, cg_iterations: p },
+        ..one_step
+    };
+    let mut phi = vec![0.0; p];
+    Imaml::new(many).unwrap().adapt(&mlp, &theta, &tasks[0].support, &mut phi).unwrap();
+    let end = stationarity(&mlp, &theta, &phi, &tasks[0], lambda);
+    assert!(end < 1e-6 * start, "‖∇‖ from {start:e} to {end:e}");
 }

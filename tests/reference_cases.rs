@@ -14,18 +14,40 @@ fn every_quantity_matches_the_jax_oracle() {
     let mut compared = 0;
     for path in reference_case_files() {
         let text = std::fs::read_to_string(&path).unwrap();
-        let case = ReferenceCase::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let case =
+            ReferenceCase::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for check in &case.checks {
             let q = &check.quantity;
             let got64 = evaluate::<f64>(&case, q).unwrap();
             let got32 = evaluate::<f32>(&case, q).unwrap();
-            let (e64, e32) = (relative_error(&got64.value, &check.expected), relative_error(&got32.value, &check.expected));
+            let (e64, e32) = (
+                relative_error(&got64.value, &check.expected),
+                relative_error(&got32.value, &check.expected),
+            );
             println!("{:>16} {:<18} f64 {e64:.2e}  f32 {e32:.2e}", case.name, q.name());
-            assert!(e64 < q.tolerance_f64(), "{} {}: f64 relative error {e64:e}", path.display(), q.name());
-            assert!(e32 < TOLERANCE_F32, "{} {}: f32 relative error {e32:e}", path.display(), q.name());
+            assert!(
+                e64 < q.tolerance_f64(),
+                "{} {}: f64 relative error {e64:e}",
+                path.display(),
+                q.name()
+            );
+            assert!(
+                e32 < TOLERANCE_F32,
+                "{} {}: f32 relative error {e32:e}",
+                path.display(),
+                q.name()
+            );
             if let Some(expected) = q.expected_meta_loss() {
-                let e = relative_error(&Expected::Scalar(got64.meta_loss.unwrap()), &Expected::Scalar(expected));
-                assert!(e < 1e-9, "{} {}: meta-loss relative error {e:e}", path.display(), q.name());
+                let e = relative_error(
+                    &Expected::Scalar(got64.meta_loss.unwrap()),
+                    &Expected::Scalar(expected),
+                );
+                assert!(
+                    e < 1e-9,
+                    "{} {}: meta-loss relative error {e:e}",
+                    path.display(),
+                    q.name()
+                );
             }
             compared += 1;
         }
@@ -49,7 +71,11 @@ fn tampered_and_malformed_cases_are_rejected() {
     for check in &tampered.checks {
         if let Expected::Vector(_) = check.expected {
             let got = evaluate::<f64>(&tampered, &check.quantity).unwrap();
-            assert!(relative_error(&got.value, &check.expected) > 1e-9, "{}", check.quantity.name());
+            assert!(
+                relative_error(&got.value, &check.expected) > 1e-9,
+                "{}",
+                check.quantity.name()
+            );
         }
     }
 

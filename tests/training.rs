@@ -14,7 +14,10 @@ use theta_tasks::Sinusoid;
 
 const STEPS: u64 = 1000;
 
-fn train_and_evaluate(learner: &mut dyn MetaLearner<f32>, own_adaptation: bool) -> (Vec<EvalPoint>, Option<EvalPoint>) {
+fn train_and_evaluate(
+    learner: &mut dyn MetaLearner<f32>,
+    own_adaptation: bool,
+) -> (Vec<EvalPoint>, Option<EvalPoint>) {
     let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).unwrap();
     let adam = Adam::new(1e-3).unwrap();
     let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(10));
@@ -39,10 +42,13 @@ fn train_and_evaluate(learner: &mut dyn MetaLearner<f32>, own_adaptation: bool) 
 #[test]
 fn maml_after_one_step_beats_pretrained_after_ten() {
     let (maml, _) = train_and_evaluate(&mut Maml::new(MamlConfig::default()).unwrap(), false);
-    let (pre, _) = train_and_evaluate(&mut Pretrained::new(PretrainedConfig::default()).unwrap(), false);
+    let (pre, _) =
+        train_and_evaluate(&mut Pretrained::new(PretrainedConfig::default()).unwrap(), false);
     let (m1, p10) = (maml[1].loss.mean, pre[10].loss.mean);
-    eprintln!("MAML 0/1/10 steps: {:.3} {:.3} {:.3}; pretrained: {:.3} {:.3} {:.3}",
-        maml[0].loss.mean, m1, maml[10].loss.mean, pre[0].loss.mean, pre[1].loss.mean, p10);
+    eprintln!(
+        "MAML 0/1/10 steps: {:.3} {:.3} {:.3}; pretrained: {:.3} {:.3} {:.3}",
+        maml[0].loss.mean, m1, maml[10].loss.mean, pre[0].loss.mean, pre[1].loss.mean, p10
+    );
     assert!(m1 < 0.8 * p10, "MAML after 1 step {m1:.3} vs pretrained after 10 steps {p10:.3}");
     // MAML's θ is an initialisation, not a solution: one step helps a lot.
     assert!(m1 < 0.7 * maml[0].loss.mean);
@@ -54,7 +60,14 @@ fn maml_after_one_step_beats_pretrained_after_ten() {
 fn imaml_learns_with_its_own_adaptation() {
     let (curve, own) = train_and_evaluate(&mut Imaml::new(ImamlConfig::default()).unwrap(), true);
     let own = own.unwrap().loss.mean;
-    eprintln!("iMAML own adaptation {own:.3}; SGD 0/10 steps {:.3} {:.3}", curve[0].loss.mean, curve[10].loss.mean);
-    assert!(own < 0.4 * curve[0].loss.mean, "iMAML's proximal solve {own:.3} vs θ itself {:.3}", curve[0].loss.mean);
+    eprintln!(
+        "iMAML own adaptation {own:.3}; SGD 0/10 steps {:.3} {:.3}",
+        curve[0].loss.mean, curve[10].loss.mean
+    );
+    assert!(
+        own < 0.4 * curve[0].loss.mean,
+        "iMAML's proximal solve {own:.3} vs θ itself {:.3}",
+        curve[0].loss.mean
+    );
     assert!(own < 1.0);
 }

@@ -13,9 +13,9 @@ use theta_core::random::{rng_from_seed, uniform};
 use theta_core::{Loss, Model, Pass, Scratch, TaskDistribution};
 use theta_maml::{Maml, MamlConfig};
 use theta_meta::{Evaluation, MetaLearner, TrainState, Trainer};
+use theta_models::{Init, Mlp, MlpSpec};
 use theta_optim::{Adam, Optimizer};
 use theta_pretrained::{Pretrained, PretrainedConfig};
-use theta_models::{Init, Mlp, MlpSpec};
 use theta_reference::{ReferenceCase, evaluate, relative_error};
 use theta_tasks::Sinusoid;
 
@@ -85,7 +85,9 @@ fn main() {
 /// Trains MAML and the pretrained baseline briefly and compares them.
 fn meta_train() {
     let steps = 3000;
-    println!("\nmeta-training on sinusoids, K = 10, 25 tasks per meta-batch, {steps} meta-steps each (f32):");
+    println!(
+        "\nmeta-training on sinusoids, K = 10, 25 tasks per meta-batch, {steps} meta-steps each (f32):"
+    );
     let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).expect("valid network");
     let adam = Adam::new(1e-3).expect("valid learning rate");
     let train = Sinusoid::new(10, 10).expect("valid sinusoid");
@@ -95,7 +97,10 @@ fn meta_train() {
         ("MAML", Box::new(Maml::new(MamlConfig::default()).expect("valid"))),
         ("pretrained", Box::new(Pretrained::new(PretrainedConfig::default()).expect("valid"))),
     ];
-    println!("  {:<11} {:>16} {:>16} {:>16}   (query MSE on 200 test tasks, mean ± 95% CI)", "", "before adapting", "after 1 step", "after 10 steps");
+    println!(
+        "  {:<11} {:>16} {:>16} {:>16}   (query MSE on 200 test tasks, mean ± 95% CI)",
+        "", "before adapting", "after 1 step", "after 10 steps"
+    );
     for (name, mut learner) in learners {
         let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(1));
         let mut state = TrainState {
@@ -111,7 +116,12 @@ fn meta_train() {
         let seconds = start.elapsed().as_secs_f64();
         let curve = eval.sgd_curve(&mlp, &state.theta, &test).expect("evaluation runs");
         let cell = |i: usize| format!("{:.3}", curve[i].loss);
-        println!("  {name:<11} {:>16} {:>16} {:>16}   trained in {seconds:.1} s", cell(0), cell(1), cell(10));
+        println!(
+            "  {name:<11} {:>16} {:>16} {:>16}   trained in {seconds:.1} s",
+            cell(0),
+            cell(1),
+            cell(10)
+        );
     }
     println!("MAML's θ is a starting point: one gradient step on 10 points fits a new sinusoid.");
 }

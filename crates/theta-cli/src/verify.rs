@@ -18,11 +18,14 @@ pub(crate) struct Args {
 
 fn detail(q: &Quantity) -> String {
     match q {
-        Quantity::MamlMetaGrad { inner_steps, alpha, .. } | Quantity::FomamlMetaGrad { inner_steps, alpha, .. } => {
+        Quantity::MamlMetaGrad { inner_steps, alpha, .. }
+        | Quantity::FomamlMetaGrad { inner_steps, alpha, .. } => {
             format!("m={inner_steps} α={alpha}")
         }
         Quantity::ReptileDirection { inner_steps, alpha } => format!("k={inner_steps} α={alpha}"),
-        Quantity::ImamlMetaGrad { lambda, curvature, inner_steps, inner_lr, cg_iterations, .. } => {
+        Quantity::ImamlMetaGrad {
+            lambda, curvature, inner_steps, inner_lr, cg_iterations, ..
+        } => {
             let c = match curvature {
                 theta_reference::Curvature::Hessian => "H",
                 theta_reference::Curvature::GaussNewton => "G",
@@ -64,7 +67,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
         println!("  {:<18} {:<30} {:>10} {:>9}", "quantity", "settings", "rel. error", "tolerance");
         for check in &case.checks {
             let q = &check.quantity;
-            let computed = if args.f32 { evaluate::<f32>(&case, q) } else { evaluate::<f64>(&case, q) };
+            let computed =
+                if args.f32 { evaluate::<f32>(&case, q) } else { evaluate::<f64>(&case, q) };
             let computed = match computed {
                 Ok(c) => c,
                 Err(e) => {
@@ -75,22 +79,34 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
                 }
             };
             let tol = if args.f32 { 1e-4 } else { q.tolerance_f64() };
-            let mut rows = vec![(q.name().to_string(), relative_error(&computed.value, &check.expected))];
+            let mut rows =
+                vec![(q.name().to_string(), relative_error(&computed.value, &check.expected))];
             if let (Some(expected), Some(got)) = (q.expected_meta_loss(), computed.meta_loss) {
-                rows.push(("  meta_loss".into(), relative_error(&Expected::Scalar(got), &Expected::Scalar(expected))));
+                rows.push((
+                    "  meta_loss".into(),
+                    relative_error(&Expected::Scalar(got), &Expected::Scalar(expected)),
+                ));
             }
             for (i, (name, err)) in rows.into_iter().enumerate() {
                 let ok = err < tol;
                 checks += 1;
                 failed += usize::from(!ok);
                 let settings = if i == 0 { detail(q) } else { String::new() };
-                println!("  {name:<18} {settings:<30} {err:>10.1e} {tol:>9.0e}  {}", if ok { "ok" } else { "MISMATCH" });
+                println!(
+                    "  {name:<18} {settings:<30} {err:>10.1e} {tol:>9.0e}  {}",
+                    if ok { "ok" } else { "MISMATCH" }
+                );
             }
         }
     }
     println!();
     if !broken.is_empty() {
-        return Err(format!("{} of {} files could not be checked: {}", broken.len(), args.cases.len(), broken.join(", ")));
+        return Err(format!(
+            "{} of {} files could not be checked: {}",
+            broken.len(),
+            args.cases.len(),
+            broken.join(", ")
+        ));
     }
     if failed == 0 {
         println!("all {checks} checks agree");

@@ -70,7 +70,8 @@ fn a_tampered_case_is_a_mismatch() {
 
 #[test]
 fn a_malformed_case_is_one_readable_line() {
-    let path = scratch_file("truncated.json", "{\"format\": \"theta-reference-case/1\", \"model\": ");
+    let path =
+        scratch_file("truncated.json", "{\"format\": \"theta-reference-case/1\", \"model\": ");
     let out = theta(&["verify".as_ref(), path.as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);

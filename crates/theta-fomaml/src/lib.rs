@@ -72,7 +72,9 @@ impl<T: Real> MetaLearner<T> for Fomaml<T> {
         let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
             inner.run(model, theta, &task.support, phi, work, scratch, None)?;
             let query = &task.query;
-            Ok(model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?.to_f64())
+            Ok(model
+                .loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?
+                .to_f64())
         })?;
         Ok(StepStats { meta_loss, cg: None })
     }

@@ -198,21 +198,34 @@ struct Parts<'a, T: Real> {
 impl<T: Real> Parts<'_, T> {
     /// φ ≈ argmin L_s(φ) + λ/2‖φ − θ‖², from φ = θ. Returns the inner CG
     /// solves' summary (zero for gradient steps).
-    fn proximal_solve(&mut self, model: &dyn Model<T>, theta: &[T], support: &Split<T>) -> Result<CgStats, MetaError> {
+    fn proximal_solve(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        support: &Split<T>,
+    ) -> Result<CgStats, MetaError> {
         let lambda = T::from_f64(self.config.lambda);
         let rows = support.len();
         self.phi.copy_from_slice(theta);
         let mut stats = CgStats::default();
         let steps = match self.config.inner {
-            InnerSolver::GradientSteps { steps, .. } | InnerSolver::ProximalGaussNewton { steps, .. } => steps,
+            InnerSolver::GradientSteps { steps, .. }
+            | InnerSolver::ProximalGaussNewton { steps, .. } => steps,
         };
         for _ in 0..steps {
             // rhs = ∇L_s(φ) + λ(φ − θ): the proximal objective's gradient.
-            model.loss_grad(self.phi, support, self.rhs, self.scratch.get(model, Pass::Gradient, rows))?;
+            model.loss_grad(
+                self.phi,
+                support,
+                self.rhs,
+                self.scratch.get(model, Pass::Gradient, rows),
+            )?;
             axpy(lambda, self.phi, self.rhs);
             axpy(-lambda, theta, self.rhs);
             match (self.config.inner, self.inner_cg) {
-                (InnerSolver::GradientSteps { lr, .. }, _) => axpy(T::from_f64(-lr), self.rhs, self.phi),
+                (InnerSolver::GradientSteps { lr, .. }, _) => {
+                    axpy(T::from_f64(-lr), self.rhs, self.phi)
+                }
                 (InnerSolver::ProximalGaussNewton { .. }, Some(cg)) => {
                     // (G + λI) d = −rhs, then φ += d.
                     scale(-T::ONE, self.rhs);
@@ -229,10 +242,13 @@ impl<T: Real> Parts<'_, T> {
                     self.step.fill(T::ZERO);
                     let report = cg.solve(&mut op, self.rhs, self.step, self.cg)?;
                     stats.iterations += report.iterations;
-                    stats.max_relative_residual = stats.max_relative_residual.max(report.relative_residual);
+                    stats.max_relative_residual =
+                        stats.max_relative_residual.max(report.relative_residual);
                     axpy(T::ONE, self.step, self.phi);
                 }
-                (InnerSolver::ProximalGaussNewton { .. }, None) => unreachable!("built in Imaml::new"),
+                (InnerSolver::ProximalGaussNewton { .. }, None) => {
+                    unreachable!("built in Imaml::new")
+                }
             }
             if !all_finite(self.phi) {
                 return Err(MetaError::NonFinite("iMAML's inner solution φ".into()));
@@ -245,7 +261,20 @@ impl<T: Real> Parts<'_, T> {
 impl<T: Real> Imaml<T> {
     fn parts(&mut self) -> (Parts<'_, T>, &ConjugateGradient, &mut BatchMean<T>) {
         let Imaml { config, outer_cg, inner_cg, mean, phi, work, rhs, step, cg, scratch } = self;
-        (Parts { config: *config, inner_cg: inner_cg.as_ref(), phi, work, rhs, step, cg, scratch }, outer_cg, mean)
+        (
+            Parts {
+                config: *config,
+                inner_cg: inner_cg.as_ref(),
+                phi,
+                work,
+                rhs,
+                step,
+                cg,
+                scratch,
+            },
+            outer_cg,
+            mean,
+        )
     }
 }
 
@@ -270,7 +299,12 @@ impl<T: Real> MetaLearner<T> for Imaml<T> {
             let inner = parts.proximal_solve(model, theta, &task.support)?;
             let query = &task.query;
             let rows = query.len();
-            let lq = model.loss_grad(parts.phi, query, parts.rhs, parts.scratch.get(model, Pass::Gradient, rows))?;
+            let lq = model.loss_grad(
+                parts.phi,
+                query,
+                parts.rhs,
+                parts.scratch.get(model, Pass::Gradient, rows),
+            )?;
             let mut op = DampedCurvature {
                 model,
                 phi: parts.phi,

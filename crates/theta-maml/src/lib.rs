@@ -95,7 +95,8 @@ impl<T: Real> MetaLearner<T> for Maml<T> {
         let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
             inner.run(model, theta, &task.support, phi, work, scratch, Some(trajectory))?;
             let query = &task.query;
-            let lq = model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
+            let lq =
+                model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
             for k in (0..m).rev() {
                 let phi_k = &trajectory[k * p..(k + 1) * p];
                 let s = scratch.get(model, Pass::HessianVector, task.support.len());

@@ -42,7 +42,11 @@ pub fn positive(name: &'static str, value: f64) -> Result<f64, MetaError> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(MetaError::InvalidParameter { name, value: value.to_string(), reason: "must be finite and > 0" })
+        Err(MetaError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be finite and > 0",
+        })
     }
 }
 
@@ -51,6 +55,10 @@ pub fn at_least_one(name: &'static str, value: usize) -> Result<usize, MetaError
     if value >= 1 {
         Ok(value)
     } else {
-        Err(MetaError::InvalidParameter { name, value: value.to_string(), reason: "must be at least 1" })
+        Err(MetaError::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: "must be at least 1",
+        })
     }
 }

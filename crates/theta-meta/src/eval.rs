@@ -28,7 +28,11 @@ impl Stat {
         }
         let n = x.len() as f64;
         let mean = x.iter().sum::<f64>() / n;
-        let var = if x.len() > 1 { x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        let var = if x.len() > 1 {
+            x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
         Stat { mean, ci95: 1.96 * (var / n).sqrt() }
     }
 }
@@ -39,6 +43,9 @@ impl std::fmt::Display for Stat {
         write!(f, "{:.p$} ± {:.p$}", self.mean, self.ci95)
     }
 }
+
+/// An algorithm's own U(θ): writes φ for θ and a support set.
+pub type Adaptation<'a, T> = dyn FnMut(&[T], &Split<T>, &mut [T]) -> Result<(), MetaError> + 'a;
 
 /// The query metrics after some number of adaptation steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -76,7 +83,10 @@ impl Evaluation {
     }
 
     /// The test tasks: the same for every model evaluated with these settings.
-    pub fn tasks<T: Real>(&self, dist: &dyn TaskDistribution<T>) -> Result<Vec<Task<T>>, MetaError> {
+    pub fn tasks<T: Real>(
+        &self,
+        dist: &dyn TaskDistribution<T>,
+    ) -> Result<Vec<Task<T>>, MetaError> {
         let mut rng = rng_from_seed(self.seed);
         (0..self.tasks).map(|_| dist.sample(&mut rng).map_err(MetaError::from)).collect()
     }
@@ -103,7 +113,8 @@ impl Evaluation {
             let mut alive = true;
             for s in 0..n {
                 if alive {
-                    match diverges(query_metrics(model, &phi, &task.query, &mut scratch, &mut out))? {
+                    match diverges(query_metrics(model, &phi, &task.query, &mut scratch, &mut out))?
+                    {
                         Some((l, a)) => {
                             losses[s].push(l);
                             accs[s].extend(a);
@@ -121,7 +132,11 @@ impl Evaluation {
                 }
                 if s + 1 < n {
                     let sc = scratch.get(model, Pass::Gradient, task.support.len());
-                    match diverges(model.loss_grad(&phi, &task.support, &mut grad, sc).map_err(MetaError::from))? {
+                    match diverges(
+                        model
+                            .loss_grad(&phi, &task.support, &mut grad, sc)
+                            .map_err(MetaError::from),
+                    )? {
                         Some(_) => axpy(T::from_f64(-self.alpha), &grad, &mut phi),
                         None => alive = false,
                     }
@@ -145,7 +160,7 @@ impl Evaluation {
         model: &dyn Model<T>,
         theta: &[T],
         dist: &dyn TaskDistribution<T>,
-        adapt: &mut dyn FnMut(&[T], &Split<T>, &mut [T]) -> Result<(), MetaError>,
+        adapt: &mut Adaptation<'_, T>,
     ) -> Result<EvalPoint, MetaError> {
         let tasks = self.tasks(dist)?;
         let mut phi = vec![T::ZERO; model.num_params()];
@@ -154,7 +169,9 @@ impl Evaluation {
         let (mut losses, mut accs, mut diverged) = (Vec::new(), Vec::new(), 0);
         for task in &tasks {
             let metrics = match diverges(adapt(theta, &task.support, &mut phi))? {
-                Some(()) => diverges(query_metrics(model, &phi, &task.query, &mut scratch, &mut out))?,
+                Some(()) => {
+                    diverges(query_metrics(model, &phi, &task.query, &mut scratch, &mut out))?
+                }
                 None => None,
             };
             match metrics {
@@ -185,7 +202,9 @@ impl Evaluation {
 fn diverges<X>(r: Result<X, MetaError>) -> Result<Option<X>, MetaError> {
     match r {
         Ok(x) => Ok(Some(x)),
-        Err(MetaError::Model(theta_core::Error::NonFinite(_)) | MetaError::NonFinite(_)) => Ok(None),
+        Err(MetaError::Model(theta_core::Error::NonFinite(_)) | MetaError::NonFinite(_)) => {
+            Ok(None)
+        }
         Err(MetaError::Optim(theta_optim::OptimError::NonFinite(_))) => Ok(None),
         Err(e) => Err(e),
     }

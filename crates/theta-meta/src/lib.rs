@@ -18,7 +18,7 @@ mod learner;
 mod train;
 
 pub use error::{MetaError, at_least_one, positive};
-pub use eval::{EvalPoint, Evaluation, Stat};
+pub use eval::{Adaptation, EvalPoint, Evaluation, Stat};
 pub use inner::InnerSgd;
 pub use learner::{BatchMean, CgStats, MetaLearner, StepStats};
 pub use train::{Observer, StepReport, TrainState, Trainer};

@@ -78,8 +78,16 @@ impl<'a, T: Real> Trainer<'a, T> {
         meta_batch: usize,
     ) -> Result<Self, MetaError> {
         at_least_one("meta-batch size", meta_batch)?;
-        theta_core::check_len("model input width (task inputs)", dist.input_dim(), model.input_dim())?;
-        theta_core::check_len("model output width (task outputs)", dist.output_dim(), model.output_dim())?;
+        theta_core::check_len(
+            "model input width (task inputs)",
+            dist.input_dim(),
+            model.input_dim(),
+        )?;
+        theta_core::check_len(
+            "model output width (task outputs)",
+            dist.output_dim(),
+            model.output_dim(),
+        )?;
         if dist.loss() != model.loss_kind() {
             return Err(MetaError::InvalidParameter {
                 name: "loss",
@@ -109,9 +117,17 @@ impl<'a, T: Real> Trainer<'a, T> {
         theta_core::check_len("θ length", self.model.num_params(), state.theta.len())?;
         self.dist.sample_batch_into(&mut state.rng, &mut self.tasks).map_err(|e| wrap(e.into()))?;
         let stats = learner
-            .meta_gradient(self.model, &state.theta, &self.tasks, &mut self.grad, &mut self.task_losses)
+            .meta_gradient(
+                self.model,
+                &state.theta,
+                &self.tasks,
+                &mut self.grad,
+                &mut self.task_losses,
+            )
             .map_err(wrap)?;
-        outer.step(&mut state.theta, &self.grad, &mut state.optimizer).map_err(|e| wrap(e.into()))?;
+        outer
+            .step(&mut state.theta, &self.grad, &mut state.optimizer)
+            .map_err(|e| wrap(e.into()))?;
         state.step = step;
         Ok(stats)
     }

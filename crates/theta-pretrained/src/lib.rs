@@ -67,8 +67,14 @@ impl<T: Real> MetaLearner<T> for Pretrained<T> {
         let Pretrained { mean, work, scratch, .. } = self;
         let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
             let (ns, nq) = (task.support.len(), task.query.len());
-            let ls = model.loss_grad(theta, &task.support, g, scratch.get(model, Pass::Gradient, ns))?;
-            let lq = model.loss_grad(theta, &task.query, work, scratch.get(model, Pass::Gradient, nq))?;
+            let ls =
+                model.loss_grad(theta, &task.support, g, scratch.get(model, Pass::Gradient, ns))?;
+            let lq = model.loss_grad(
+                theta,
+                &task.query,
+                work,
+                scratch.get(model, Pass::Gradient, nq),
+            )?;
             let (ws, wq) = (T::from_usize(ns), T::from_usize(nq));
             scale(ws, g);
             axpy(wq, work, g);

@@ -24,7 +24,9 @@ pub struct Computed {
 /// Where `expected` is zero it is the absolute error.
 pub fn relative_error(actual: &Expected, expected: &Expected) -> f64 {
     let (a, e): (&[f64], &[f64]) = match (actual, expected) {
-        (Expected::Scalar(a), Expected::Scalar(e)) => (std::slice::from_ref(a), std::slice::from_ref(e)),
+        (Expected::Scalar(a), Expected::Scalar(e)) => {
+            (std::slice::from_ref(a), std::slice::from_ref(e))
+        }
         (Expected::Vector(a), Expected::Vector(e)) if a.len() == e.len() => (a, e),
         _ => return f64::INFINITY,
     };
@@ -55,7 +57,10 @@ pub fn evaluate<T: Real>(case: &ReferenceCase, quantity: &Quantity) -> Result<Co
         Ok(stats.meta_loss)
     };
     let computed = match quantity {
-        Quantity::SupportLoss | Quantity::SupportGrad | Quantity::SupportHvp { .. } | Quantity::SupportGnvp { .. } => {
+        Quantity::SupportLoss
+        | Quantity::SupportGrad
+        | Quantity::SupportHvp { .. }
+        | Quantity::SupportGnvp { .. } => {
             let mut scratch = Scratch::new();
             let (mut a, mut b) = (vec![T::ZERO; p], vec![T::ZERO; p]);
             let v = match quantity {
@@ -66,21 +71,40 @@ pub fn evaluate<T: Real>(case: &ReferenceCase, quantity: &Quantity) -> Result<Co
             for task in &tasks {
                 let (s, rows) = (&task.support, task.support.len());
                 let (loss, term) = match quantity {
-                    Quantity::SupportLoss => (model.loss(&theta, s, scratch.get(model, Pass::Loss, rows))?, &a),
-                    Quantity::SupportGrad => {
-                        (model.loss_grad(&theta, s, &mut a, scratch.get(model, Pass::Gradient, rows))?, &a)
+                    Quantity::SupportLoss => {
+                        (model.loss(&theta, s, scratch.get(model, Pass::Loss, rows))?, &a)
                     }
+                    Quantity::SupportGrad => (
+                        model.loss_grad(
+                            &theta,
+                            s,
+                            &mut a,
+                            scratch.get(model, Pass::Gradient, rows),
+                        )?,
+                        &a,
+                    ),
                     Quantity::SupportHvp { .. } => {
                         let sc = scratch.get(model, Pass::HessianVector, rows);
                         (model.loss_grad_hvp(&theta, s, &v, &mut a, &mut b, sc)?, &b)
                     }
-                    _ => (model.loss_gnvp(&theta, s, &v, &mut b, scratch.get(model, Pass::GaussNewton, rows))?, &b),
+                    _ => (
+                        model.loss_gnvp(
+                            &theta,
+                            s,
+                            &v,
+                            &mut b,
+                            scratch.get(model, Pass::GaussNewton, rows),
+                        )?,
+                        &b,
+                    ),
                 };
                 total += loss.to_f64();
                 axpy(T::ONE / T::from_usize(n), term, &mut mean);
             }
             match quantity {
-                Quantity::SupportLoss => Computed { value: Expected::Scalar(total / n as f64), meta_loss: None },
+                Quantity::SupportLoss => {
+                    Computed { value: Expected::Scalar(total / n as f64), meta_loss: None }
+                }
                 _ => Computed { value: to_f64(&mean), meta_loss: None },
             }
         }
@@ -91,20 +115,28 @@ pub fn evaluate<T: Real>(case: &ReferenceCase, quantity: &Quantity) -> Result<Co
             Computed { value: to_f64(&mean), meta_loss: Some(loss) }
         }
         Quantity::FomamlMetaGrad { inner_steps, alpha, .. } => {
-            let mut fomaml = Fomaml::new(FomamlConfig { inner_lr: *alpha, inner_steps: *inner_steps })
-                .map_err(|e| CaseError::Invalid(e.to_string()))?;
+            let mut fomaml =
+                Fomaml::new(FomamlConfig { inner_lr: *alpha, inner_steps: *inner_steps })
+                    .map_err(|e| CaseError::Invalid(e.to_string()))?;
             let loss = meta(&mut fomaml, &mut mean)?;
             Computed { value: to_f64(&mean), meta_loss: Some(loss) }
         }
         Quantity::ReptileDirection { inner_steps, alpha } => {
-            let config = ReptileConfig { inner_lr: *alpha, inner_steps: *inner_steps, inner_optimizer: InnerOptimizer::Sgd };
-            let mut reptile = Reptile::new(config).map_err(|e| CaseError::Invalid(e.to_string()))?;
+            let config = ReptileConfig {
+                inner_lr: *alpha,
+                inner_steps: *inner_steps,
+                inner_optimizer: InnerOptimizer::Sgd,
+            };
+            let mut reptile =
+                Reptile::new(config).map_err(|e| CaseError::Invalid(e.to_string()))?;
             meta(&mut reptile, &mut mean)?;
             // The learner returns θ − mean φ; the format's direction is mean φ − θ.
             scale(-T::ONE, &mut mean);
             Computed { value: to_f64(&mean), meta_loss: None }
         }
-        Quantity::ImamlMetaGrad { lambda, curvature, inner_steps, inner_lr, cg_iterations, .. } => {
+        Quantity::ImamlMetaGrad {
+            lambda, curvature, inner_steps, inner_lr, cg_iterations, ..
+        } => {
             let config = ImamlConfig {
                 lambda: *lambda,
                 curvature: *curvature,

@@ -17,6 +17,6 @@ mod error;
 mod evaluate;
 
 pub use case::{Check, Expected, FORMAT, Quantity, ReferenceCase};
-pub use theta_imaml::Curvature;
 pub use error::CaseError;
 pub use evaluate::{Computed, evaluate, relative_error};
+pub use theta_imaml::Curvature;

@@ -90,7 +90,13 @@ impl<T: Real> Reptile<T> {
                 state: AdamState { m: Vec::new(), v: Vec::new(), t: 0 },
             },
         };
-        Ok(Reptile { inner, mean: BatchMean::new(), phi: Vec::new(), work: Vec::new(), scratch: Scratch::new() })
+        Ok(Reptile {
+            inner,
+            mean: BatchMean::new(),
+            phi: Vec::new(),
+            work: Vec::new(),
+            scratch: Scratch::new(),
+        })
     }
 
     fn size(&mut self, p: usize) {
@@ -123,7 +129,12 @@ fn adapt_into<T: Real>(
             state.v.fill(T::ZERO);
             state.t = 0;
             for _ in 0..*steps {
-                model.loss_grad(phi, support, work, scratch.get(model, Pass::Gradient, support.len()))?;
+                model.loss_grad(
+                    phi,
+                    support,
+                    work,
+                    scratch.get(model, Pass::Gradient, support.len()),
+                )?;
                 adam.step(phi, work, state)?;
             }
         }
