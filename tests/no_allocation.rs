@@ -86,3 +86,24 @@ fn omniglot_sized_network_and_blobs() {
     let dist = GaussianBlobs::new(5, 16, 1, 784, 1.0).unwrap();
     passes_allocate_nothing::<f32>(&[784, 256, 128, 64, 64, 5], Loss::SoftmaxCrossEntropy, &dist);
 }
+
+#[test]
+fn every_task_family_samples_in_place() {
+    use theta_tasks::{CurveFitting, LinearRegression};
+    let families: Vec<Box<dyn TaskDistribution<f32>>> = vec![
+        Box::new(Sinusoid::new(10, 10).unwrap()),
+        Box::new(CurveFitting::new(10, 10).unwrap()),
+        Box::new(LinearRegression::new(4, 0.1, 10, 10).unwrap()),
+        Box::new(GaussianBlobs::new(5, 2, 3, 8, 1.0).unwrap()),
+    ];
+    for dist in &families {
+        let mut rng = rng_from_seed(1);
+        let mut batch: Vec<Task<f32>> = (0..25).map(|_| dist.empty_task()).collect();
+        let n = allocations_during(|| {
+            for _ in 0..10 {
+                dist.sample_batch_into(&mut rng, &mut batch).unwrap();
+            }
+        });
+        assert_eq!(n, 0, "{}: {n} allocations", dist.name());
+    }
+}
