@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod checkpoint;
+mod config;
+mod eval;
+mod run;
+mod train;
 mod verify;
 
 /// Gradient-based meta-learning with exact, hand-derived derivatives.
@@ -24,12 +29,37 @@ enum Command {
     /// one's relative error against the file's expected value, and exits
     /// non-zero if any exceeds its tolerance or a file cannot be read.
     Verify(verify::Args),
+    /// Meta-train a model: any algorithm on any task family, from flags or a
+    /// TOML file, with a progress bar, metrics, and checkpoints that `--resume`
+    /// continues bit for bit.
+    Train(Box<train::Args>),
+    /// Evaluate a run's checkpoint with the MAML paper's protocol: query loss
+    /// (and accuracy) after 0 to 10 adaptation steps on fixed test tasks,
+    /// mean ± 95% confidence interval.
+    Eval(eval::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One readable line: clap's first line, without its usage block.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("theta: {first} (see `theta --help`)");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Verify(args) => verify::run(&args),
+        Command::Train(args) => train::run(*args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => eval::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,131 @@
+//! `theta eval`: the evaluation protocol on a run's checkpoint.
+
+use std::path::PathBuf;
+
+use theta_meta::{EvalPoint, Evaluation, Stat};
+
+use crate::checkpoint;
+use crate::run;
+
+/// Arguments of `theta eval`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The run folder (holding checkpoint.theta).
+    #[arg(value_name = "DIR")]
+    run: PathBuf,
+    /// Test tasks.
+    #[arg(long, default_value_t = 600)]
+    tasks: usize,
+    /// Seed of the test tasks (the same seed gives the same tasks for every run).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Adaptation step size α.
+    #[arg(long, default_value_t = 0.01)]
+    alpha: f64,
+    /// Adaptation steps: the table shows 0 to this many.
+    #[arg(long, default_value_t = 10)]
+    max_steps: usize,
+    /// K, support points per test task [the run's]
+    #[arg(long)]
+    support: Option<usize>,
+    /// Query points per test task.
+    #[arg(long, default_value_t = 100)]
+    query: usize,
+    /// Also write the results as JSON to FILE ("-" for standard output).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+fn stat_json(s: &Stat) -> String {
+    let num = |x: f64| if x.is_finite() { format!("{x}") } else { "null".into() };
+    format!("{{\"mean\":{},\"ci95\":{}}}", num(s.mean), num(s.ci95))
+}
+
+fn point_json(p: &EvalPoint) -> String {
+    format!(
+        "{{\"steps\":{},\"loss\":{},\"accuracy\":{},\"diverged\":{}}}",
+        p.steps,
+        stat_json(&p.loss),
+        p.accuracy.as_ref().map_or("null".into(), stat_json),
+        p.diverged
+    )
+}
+
+/// Runs `theta eval`.
+pub(crate) fn run(args: Args) -> Result<(), String> {
+    let ckpt = checkpoint::load(&args.run)?;
+    let config = &ckpt.config;
+    let support = args.support.unwrap_or(config.support);
+    let mut built = run::build(config)?;
+    let test = run::task_family(config, support, args.query)?;
+    let eval = Evaluation::new(args.tasks, args.seed, args.alpha, args.max_steps)
+        .map_err(|e| e.to_string())?;
+    let theta = &ckpt.state.theta;
+    let curve = eval.sgd_curve(&built.model, theta, test.as_ref()).map_err(|e| e.to_string())?;
+    let own = if config.algorithm == "imaml" {
+        let model = &built.model;
+        let learner = &mut built.learner;
+        let mut adapt = |t: &[f32], s: &theta_core::Split<f32>, phi: &mut [f32]| {
+            learner.adapt(model, t, s, phi)
+        };
+        Some(
+            eval.with_adaptation(model, theta, test.as_ref(), &mut adapt)
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    println!(
+        "{} on {} after {} meta-steps: {} test tasks (seed {}), K = {support}, {} query points, SGD α = {}",
+        config.algorithm,
+        config.task,
+        ckpt.state.step,
+        args.tasks,
+        args.seed,
+        args.query,
+        args.alpha
+    );
+    let classification = curve[0].accuracy.is_some();
+    println!(
+        "{:>6}  {:>20}{}",
+        "steps",
+        "query loss",
+        if classification { format!("  {:>20}", "accuracy") } else { String::new() }
+    );
+    let row = |label: String, p: &EvalPoint| {
+        let loss = if p.diverged > 0 {
+            format!("diverged on {} tasks", p.diverged)
+        } else {
+            format!("{:.4}", p.loss)
+        };
+        let acc = p.accuracy.map_or(String::new(), |a| format!("  {:>20}", format!("{:.4}", a)));
+        println!("{label:>6}  {loss:>20}{acc}");
+    };
+    for p in &curve {
+        row(p.steps.to_string(), p);
+    }
+    if let Some(p) = &own {
+        row("own".into(), p);
+        println!("(own: the algorithm's own adaptation, iMAML's proximal solve)");
+    }
+    if let Some(path) = &args.json {
+        let json = format!(
+            "{{\"algorithm\":\"{}\",\"task\":\"{}\",\"meta_steps\":{},\"tasks\":{},\"seed\":{},\"support\":{support},\"query\":{},\"alpha\":{},\"curve\":[{}],\"own\":{}}}\n",
+            config.algorithm,
+            config.task,
+            ckpt.state.step,
+            args.tasks,
+            args.seed,
+            args.query,
+            args.alpha,
+            curve.iter().map(point_json).collect::<Vec<_>>().join(","),
+            own.as_ref().map_or("null".into(), point_json)
+        );
+        if path.as_os_str() == "-" {
+            print!("{json}");
+        } else {
+            checkpoint::write_atomic(path, json.as_bytes())?;
+        }
+    }
+    Ok(())
+}
