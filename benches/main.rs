@@ -1,10 +1,12 @@
 //! theta's criterion benchmarks: one binary, one module per topic.
 //!
-//! `cargo bench -p theta-benches` runs them all; `-- kernels` a topic.
+//! `cargo bench -p theta-benches` runs them all; `-- algorithms` a topic.
+//! `cargo xtask bench` runs them and prints one comparison table.
 
 use criterion::{criterion_group, criterion_main};
 
+mod algorithms;
 mod kernels;
 
-criterion_group!(benches, kernels::peak, kernels::mlp_passes);
+criterion_group!(benches, kernels::peak, kernels::mlp_passes, algorithms::meta_steps);
 criterion_main!(benches);

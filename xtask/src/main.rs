@@ -2,8 +2,11 @@
 //! wherever cargo does (the alias lives in `.cargo/config.toml`).
 //!
 //! * `ci`: exactly what CI runs — formatting, lints, the test suite.
+//! * `bench`: the criterion benchmarks, as one comparison table (`bench.rs`).
 
 use std::process::{Command, ExitCode};
+
+mod bench;
 
 /// The README's test command; `.ci/run` calls it too.
 const TEST: &[&str] = &["test", "--workspace"];
@@ -12,6 +15,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!(
                 "usage: cargo xtask <command>\n\ncommands:\n  ci    formatting, clippy -D warnings, and `cargo test --workspace`, as CI runs them"

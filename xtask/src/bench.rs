@@ -1,0 +1,224 @@
+//! `cargo xtask bench`: run the criterion benchmarks and print one table.
+//!
+//! Reads what criterion wrote in this run (`target/criterion/**/new/`), and
+//! prints algorithm throughput (meta-steps/s and tasks/s on the sinusoid
+//! workload) and kernel throughput (GFLOP/s and the fraction of the f32 FMA
+//! peak measured in the same run). Saves the results as JSON in
+//! `target/theta-bench/latest.json` (and `NAME.json` with `--save NAME`);
+//! `--baseline NAME` prints each benchmark's ratio against a saved run and
+//! flags the ones slower by more than `--threshold` (default 20%: these
+//! machines are shared and noisy).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+/// Tasks per meta-step of the algorithm benchmarks (`benches/algorithms.rs`).
+const META_BATCH: f64 = 25.0;
+
+struct Options {
+    quick: bool,
+    save: Option<String>,
+    baseline: Option<String>,
+    threshold: f64,
+    filter: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o =
+        Options { quick: false, save: None, baseline: None, threshold: 0.2, filter: Vec::new() };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value =
+            |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--save" => o.save = Some(value("--save")?),
+            "--baseline" => o.baseline = Some(value("--baseline")?),
+            "--threshold" => {
+                o.threshold = value("--threshold")?
+                    .parse()
+                    .map_err(|_| "--threshold takes a fraction, e.g. 0.2")?
+            }
+            f if !f.starts_with('-') => o.filter.push(f.to_string()),
+            other => return Err(format!("unknown bench option {other:?}")),
+        }
+    }
+    Ok(o)
+}
+
+/// One benchmark's result.
+struct Measured {
+    median_ns: f64,
+    elements: Option<f64>,
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// Every benchmark criterion finished since `since`, by "group/function".
+fn collect(dir: &Path, since: SystemTime, out: &mut BTreeMap<String, Measured>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "new") {
+            let est = path.join("estimates.json");
+            let fresh =
+                std::fs::metadata(&est).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+            if let (true, Some(b), Some(e)) =
+                (fresh, read_json(&path.join("benchmark.json")), read_json(&est))
+            {
+                let id = b["full_id"].as_str().unwrap_or_default().to_string();
+                let median_ns = e["median"]["point_estimate"].as_f64().unwrap_or(f64::NAN);
+                let elements = b["throughput"]["Elements"].as_f64();
+                out.insert(id, Measured { median_ns, elements });
+            }
+        } else {
+            collect(&path, since, out);
+        }
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn simd() -> &'static str {
+    if cfg!(target_feature = "avx512f") {
+        "AVX-512 (target-cpu=x86-64-v4)"
+    } else if cfg!(target_feature = "avx2") {
+        "AVX2"
+    } else {
+        "baseline x86-64"
+    }
+}
+
+fn time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// Runs `cargo xtask bench`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let o = parse(args)?;
+    let target =
+        PathBuf::from(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()));
+    let start = SystemTime::now();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["bench", "-p", "theta-benches", "--bench", "main", "--"]);
+    if o.quick {
+        cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+    }
+    cmd.args(&o.filter);
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run cargo bench: {e}"))?;
+    if !status.success() {
+        return Err("the benchmarks failed".into());
+    }
+    let mut results = BTreeMap::new();
+    collect(&target.join("criterion"), start, &mut results);
+    if results.is_empty() {
+        return Err("criterion wrote no results".into());
+    }
+    let peak = results.get("peak/f32_fma").and_then(|m| m.elements.map(|e| e / m.median_ns));
+
+    println!("\ntheta bench — {} — {}, f32, one thread", cpu_model(), simd());
+    let algos: Vec<_> = results.iter().filter(|(k, _)| k.starts_with("algorithms/")).collect();
+    if !algos.is_empty() {
+        println!(
+            "\n{:<44} {:>12} {:>14} {:>12}",
+            "algorithm (sinusoid, 25 tasks/meta-step)", "median", "meta-steps/s", "tasks/s"
+        );
+        for (id, m) in &algos {
+            let per_s = 1e9 / m.median_ns;
+            println!(
+                "{:<44} {:>12} {:>14.0} {:>12.0}",
+                &id["algorithms/".len()..],
+                time(m.median_ns),
+                per_s,
+                per_s * META_BATCH
+            );
+        }
+    }
+    let kernels: Vec<_> = results.iter().filter(|(k, _)| !k.starts_with("algorithms/")).collect();
+    if !kernels.is_empty() {
+        println!("\n{:<58} {:>12} {:>9} {:>9}", "kernel", "median", "GFLOP/s", "of peak");
+        for (id, m) in &kernels {
+            let gflops = m.elements.map(|e| e / m.median_ns);
+            let of_peak = match (gflops, peak) {
+                (Some(g), Some(p)) if !id.starts_with("peak/") => format!("{:.0}%", 100.0 * g / p),
+                _ => String::new(),
+            };
+            println!(
+                "{id:<58} {:>12} {:>9} {of_peak:>9}",
+                time(m.median_ns),
+                gflops.map_or(String::new(), |g| format!("{g:.1}"))
+            );
+        }
+    }
+
+    let json = json!({
+        "cpu": cpu_model(),
+        "simd": simd(),
+        "benchmarks": results.iter().map(|(id, m)| (id.clone(), json!({
+            "median_ns": m.median_ns,
+            "per_second": 1e9 / m.median_ns,
+            "elements": m.elements,
+        }))).collect::<serde_json::Map<_, _>>(),
+    });
+    let dir = target.join("theta-bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&json).expect("serialisable");
+    for name in std::iter::once("latest").chain(o.save.as_deref()) {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, &text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("\nsaved {}", path.display());
+    }
+
+    if let Some(name) = &o.baseline {
+        let path = dir.join(format!("{name}.json"));
+        let base = read_json(&path).ok_or_else(|| {
+            format!("no saved run {} (save one with --save {name})", path.display())
+        })?;
+        println!(
+            "\nagainst {name} (ratio > 1 is faster; flagged if slower by more than {:.0}%):",
+            100.0 * o.threshold
+        );
+        let mut regressions = 0;
+        for (id, m) in &results {
+            let Some(old) = base["benchmarks"][id]["median_ns"].as_f64() else { continue };
+            let ratio = old / m.median_ns;
+            let flag = if ratio < 1.0 - o.threshold {
+                regressions += 1;
+                "  REGRESSION"
+            } else {
+                ""
+            };
+            println!("  {id:<58} {ratio:>6.2}x{flag}");
+        }
+        if regressions > 0 {
+            println!("{regressions} regression(s) beyond the threshold");
+        }
+    }
+    Ok(())
+}
