@@ -3,6 +3,7 @@
 //!
 //! * `ci`: exactly what CI runs — formatting, lints, the test suite.
 //! * `bench`: the criterion benchmarks, as one comparison table (`bench.rs`).
+//! * `figures`: the article's figures from real runs, into `docs/figures/`.
 
 use std::process::{Command, ExitCode};
 
@@ -16,9 +17,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::run(&args[1..]),
+        Some("figures") => figures(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!(
-                "usage: cargo xtask <command>\n\ncommands:\n  ci    formatting, clippy -D warnings, and `cargo test --workspace`, as CI runs them"
+                "usage: cargo xtask <command>\n\ncommands:\n\
+                 \x20 ci       formatting, clippy -D warnings and `cargo test --workspace`, as CI runs them\n\
+                 \x20 bench    [--quick] [--save NAME] [--baseline NAME] [--threshold 0.2] [FILTER]\n\
+                 \x20          the benchmarks as one table of algorithm and kernel throughput\n\
+                 \x20 figures  [theta figures options]: the article's figures into docs/figures"
             );
             Ok(())
         }
@@ -40,6 +46,23 @@ fn cargo(args: &[&str]) -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("`cargo {}` failed", args.join(" "))) }
+}
+
+/// Regenerates `docs/figures/` with `theta figures` (release build).
+fn figures(extra: &[String]) -> Result<(), String> {
+    let mut args = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "theta-cli",
+        "--",
+        "figures",
+        "--out",
+        "docs/figures",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
 }
 
 fn ci() -> Result<(), String> {
