@@ -4,6 +4,7 @@
 //! * `ci`: exactly what CI runs — formatting, lints, the test suite.
 //! * `bench`: the criterion benchmarks, as one comparison table (`bench.rs`).
 //! * `figures`: the article's figures from real runs, into `docs/figures/`.
+//! * `snapshots`: the insta snapshot suite, re-recorded or (`--check`) checked.
 
 use std::process::{Command, ExitCode};
 
@@ -18,13 +19,15 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench::run(&args[1..]),
         Some("figures") => figures(&args[1..]),
+        Some("snapshots") => snapshots(args.get(1).map(String::as_str)),
         Some("help" | "--help" | "-h") | None => {
             println!(
                 "usage: cargo xtask <command>\n\ncommands:\n\
                  \x20 ci       formatting, clippy -D warnings and `cargo test --workspace`, as CI runs them\n\
                  \x20 bench    [--quick] [--save NAME] [--baseline NAME] [--threshold 0.2] [FILTER]\n\
                  \x20          the benchmarks as one table of algorithm and kernel throughput\n\
-                 \x20 figures  [theta figures options]: the article's figures into docs/figures"
+                 \x20 figures  [theta figures options]: the article's figures into docs/figures\n\
+                 \x20 snapshots [--check]: re-record the insta snapshots for review, or check them (CI)"
             );
             Ok(())
         }
@@ -65,8 +68,41 @@ fn figures(extra: &[String]) -> Result<(), String> {
     cargo(&args)
 }
 
+/// The snapshot suite: `--check` fails on stale, missing or orphaned
+/// snapshots; without it, snapshots are re-recorded for review with `git diff`.
+fn snapshots(flag: Option<&str>) -> Result<(), String> {
+    let check = match flag {
+        Some("--check") => true,
+        None => false,
+        Some(other) => return Err(format!("unknown snapshots option {other:?}")),
+    };
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["test", "-p", "theta-cli", "--test", "snapshots"]);
+    if check {
+        cmd.env("INSTA_UPDATE", "no").env("CI", "true");
+    } else {
+        cmd.env("INSTA_UPDATE", "always").env_remove("CI");
+    }
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(if check {
+            "snapshots are stale or orphaned: run `cargo xtask snapshots`, review `git diff`, commit".into()
+        } else {
+            "the snapshot suite failed".into()
+        });
+    }
+    if !check {
+        eprintln!(
+            "re-recorded; review with `git diff crates/theta-cli/tests/snapshots` and commit"
+        );
+    }
+    Ok(())
+}
+
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    cargo(TEST)
+    cargo(TEST)?;
+    snapshots(Some("--check"))
 }

@@ -48,8 +48,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
         {
             Ok(case) => case,
             Err(e) => {
-                eprintln!("theta: {shown}: {e}");
-                broken.push(shown.to_string());
+                broken.push(format!("{shown}: {e}"));
                 continue;
             }
         };

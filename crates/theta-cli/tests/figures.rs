@@ -26,6 +26,12 @@ fn figures_are_written_as_svg_and_png() {
         assert!(svg.contains("<svg") && svg.contains("</svg>") && svg.len() > 10_000, "{name}.svg");
     }
     // No temporary file is left behind.
-    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')));
+    assert!(
+        std::fs::read_dir(&dir).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.'))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

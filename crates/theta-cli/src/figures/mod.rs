@@ -85,6 +85,12 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     let mut curves = CurveTasks::new()?;
     let accumulated = AccumulatedLoss::compute(&mut curves);
     wrote(plot::save(&accumulated, dir, "b-accumulated-meta-loss")?);
+    println!("figure data (rounded):");
+    for (m, (a, b)) in accumulated.minima() {
+        println!(
+            "  b: minimum of the accumulated meta-loss for m = {m}: (a, b) = ({a:.3}, {b:.3})"
+        );
+    }
     let maml_theta = accumulated.minima()[1].1;
     wrote(plot::save(&TaskArrows::compute(&mut curves, maml_theta), dir, "c-task-arrows")?);
     let start = (1.2, -0.4);
@@ -102,7 +108,14 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         11,
     )?;
     wrote(plot::save(&adaptation, dir, "a-sinusoid-adaptation")?);
-    wrote(plot::save(&Comparison::compute(&mut trained, args.eval_tasks)?, dir, "f-comparison")?);
+    let comparison = Comparison::compute(&mut trained, args.eval_tasks)?;
+    wrote(plot::save(&comparison, dir, "f-comparison")?);
+    for (name, after) in comparison.summary() {
+        println!(
+            "  f: {name:<10} query MSE after 0, 1, 10 steps: {}",
+            after.map(|x| format!("{x:.3}")).join(", ")
+        );
+    }
     Ok(())
 }
 

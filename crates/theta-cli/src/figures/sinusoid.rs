@@ -249,6 +249,17 @@ impl Comparison {
     }
 }
 
+impl Comparison {
+    /// Query MSE after 0, 1 and 10 SGD steps, per algorithm (infinite where
+    /// adaptation diverged), for the printed summary.
+    pub(crate) fn summary(&self) -> Vec<(&'static str, [f64; 3])> {
+        self.evaluation
+            .iter()
+            .map(|(n, c)| (*n, [c[0].loss.mean, c[1].loss.mean, c[10].loss.mean]))
+            .collect()
+    }
+}
+
 const PALETTE: [RGBColor; 5] = [
     RGBColor(120, 120, 120),
     RGBColor(30, 90, 200),
