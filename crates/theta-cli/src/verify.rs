@@ -99,13 +99,19 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
         }
     }
     println!();
-    if !broken.is_empty() {
-        return Err(format!(
-            "{} of {} files could not be checked: {}",
-            broken.len(),
-            args.cases.len(),
-            broken.join(", ")
-        ));
+    match broken.as_slice() {
+        [] => {}
+        [only] if args.cases.len() == 1 => return Err(only.clone()),
+        _ => {
+            for b in &broken {
+                eprintln!("theta: {b}");
+            }
+            return Err(format!(
+                "{} of {} files could not be checked",
+                broken.len(),
+                args.cases.len()
+            ));
+        }
     }
     if failed == 0 {
         println!("all {checks} checks agree");
