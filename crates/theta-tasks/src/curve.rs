@@ -12,7 +12,7 @@
 use theta_core::random::{Rng, uniform};
 use theta_core::{Loss, Matrix, Real, Result, Split, Targets, Task, TaskDistribution};
 
-use crate::validate;
+use crate::{function, validate};
 
 /// The article's two tasks: (a, b) = (0.3, 0.05) and (0.83, 0.75).
 pub const ARTICLE_TASKS: [CurveParams; 2] =
@@ -107,15 +107,7 @@ impl CurveFitting {
             a: uniform(rng, self.a.0, self.a.1),
             b: uniform(rng, self.b.0, self.b.1),
         };
-        for split in [&mut task.support, &mut task.query] {
-            let (x, y, _) = split.parts_mut();
-            let y = y.expect("curve-fitting tasks are regression tasks");
-            for (x, y) in x.iter_mut().zip(y.iter_mut()) {
-                let xv = uniform(rng, self.x_range.0, self.x_range.1);
-                *x = T::from_f64(xv);
-                *y = T::from_f64(params.eval(xv));
-            }
-        }
+        function::fill_1d(rng, self.x_range, task, |x| params.eval(x));
         Ok(params)
     }
 }
@@ -140,10 +132,7 @@ impl<T: Real> TaskDistribution<T> for CurveFitting {
         self.query
     }
     fn empty_task(&self) -> Task<T> {
-        Task {
-            support: Split::zeros(self.support, 1, Some(1)),
-            query: Split::zeros(self.query, 1, Some(1)),
-        }
+        function::empty_1d(self.support, self.query)
     }
     fn sample_into(&self, rng: &mut Rng, task: &mut Task<T>) -> Result<()> {
         self.sample_with_params(rng, task).map(|_| ())

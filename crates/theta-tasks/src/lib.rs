@@ -15,6 +15,7 @@
 
 mod blobs;
 mod curve;
+mod function;
 mod linear;
 mod sinusoid;
 mod validate;

@@ -5,9 +5,9 @@
 use std::f64::consts::PI;
 
 use theta_core::random::{Rng, uniform};
-use theta_core::{Loss, Real, Result, Split, Task, TaskDistribution};
+use theta_core::{Loss, Real, Result, Task, TaskDistribution};
 
-use crate::validate;
+use crate::{function, validate};
 
 /// The sinusoid task family.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,20 +75,8 @@ impl Sinusoid {
             amplitude: uniform(rng, self.amplitude.0, self.amplitude.1),
             phase: uniform(rng, self.phase.0, self.phase.1),
         };
-        for split in [&mut task.support, &mut task.query] {
-            self.fill(&params, rng, split);
-        }
+        function::fill_1d(rng, self.x_range, task, |x| params.eval(x));
         Ok(params)
-    }
-
-    fn fill<T: Real>(&self, params: &SinusoidParams, rng: &mut Rng, split: &mut Split<T>) {
-        let (x, y, _) = split.parts_mut();
-        let y = y.expect("sinusoid tasks are regression tasks");
-        for (x, y) in x.iter_mut().zip(y.iter_mut()) {
-            let xv = uniform(rng, self.x_range.0, self.x_range.1);
-            *x = T::from_f64(xv);
-            *y = T::from_f64(params.eval(xv));
-        }
     }
 }
 
@@ -112,10 +100,7 @@ impl<T: Real> TaskDistribution<T> for Sinusoid {
         self.query
     }
     fn empty_task(&self) -> Task<T> {
-        Task {
-            support: Split::zeros(self.support, 1, Some(1)),
-            query: Split::zeros(self.query, 1, Some(1)),
-        }
+        function::empty_1d(self.support, self.query)
     }
     fn sample_into(&self, rng: &mut Rng, task: &mut Task<T>) -> Result<()> {
         self.sample_with_params(rng, task).map(|_| ())

@@ -19,7 +19,7 @@ use theta_pretrained::{Pretrained, PretrainedConfig};
 use theta_reptile::{Reptile, ReptileConfig};
 use theta_tasks::{Sinusoid, SinusoidParams};
 
-use super::plot::{Figure, err};
+use super::plot::{Figure, err, legend};
 
 /// The MAML paper's sinusoid network.
 pub(crate) fn network() -> Mlp {
@@ -201,14 +201,7 @@ impl Figure for Adaptation {
                 .map_err(err)?
                 .label("K = 10 samples")
                 .legend(|(x, y)| Circle::new((x + 9, y), 4, RED.filled()));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK.mix(0.3))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(err)?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
         Ok(())
     }
@@ -305,14 +298,7 @@ impl Figure for Comparison {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
 
         let mut chart = ChartBuilder::on(&right)
             .caption(
@@ -381,14 +367,7 @@ impl Figure for Comparison {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(1))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
