@@ -104,5 +104,13 @@ fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     cargo(TEST)?;
-    snapshots(Some("--check"))
+    snapshots(Some("--check"))?;
+    // The SIMD kernels at a second level (AVX2), as `.ci/run` does.
+    eprintln!("$ RUSTFLAGS=\"-C target-cpu=x86-64-v3\" cargo test -p theta-kernels --target-dir target/simd-avx2");
+    let status = Command::new(env!("CARGO"))
+        .args(["test", "-p", "theta-kernels", "--target-dir", "target/simd-avx2"])
+        .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err("the kernels fail at the AVX2 level".into()) }
 }
