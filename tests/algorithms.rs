@@ -203,6 +203,15 @@ fn imaml_solves_its_linear_system() {
 }
 
 fn train(learner: &mut dyn MetaLearner<f32>, steps: u64, seed: u64) -> Vec<f32> {
+    train_on_threads(learner, steps, seed, 1)
+}
+
+fn train_on_threads(
+    learner: &mut dyn MetaLearner<f32>,
+    steps: u64,
+    seed: u64,
+    threads: usize,
+) -> Vec<f32> {
     let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
     let dist = Sinusoid::new(10, 10).unwrap();
     let adam = Adam::new(1e-3).unwrap();
@@ -213,7 +222,7 @@ fn train(learner: &mut dyn MetaLearner<f32>, steps: u64, seed: u64) -> Vec<f32> 
         rng: rng_from_seed(seed + 1),
         step: 0,
     };
-    let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap();
+    let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap().with_threads(threads).unwrap();
     trainer.run(learner, &adam, &mut state, steps, &mut ()).unwrap();
     assert_eq!(state.step, steps);
     state.theta
@@ -244,6 +253,11 @@ fn same_seed_same_parameters_bit_for_bit() {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b), "{}", make().name());
         assert_ne!(bits(&a), bits(&c), "{}", make().name());
+        // Whatever the thread count (5 tasks: blocks of 3+2, 2+2+1, 1 each).
+        for threads in [2, 3, 5, 8] {
+            let t = train_on_threads(make().as_mut(), 20, 1, threads);
+            assert_eq!(bits(&a), bits(&t), "{} on {threads} threads", make().name());
+        }
     }
 }
 

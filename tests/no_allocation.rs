@@ -107,3 +107,44 @@ fn every_task_family_samples_in_place() {
         assert_eq!(n, 0, "{}: {n} allocations", dist.name());
     }
 }
+
+/// A whole meta-step on one thread — sampling, every algorithm's per-task
+/// gradients, the reduction, the Adam step — allocates nothing after warm-up.
+#[test]
+fn meta_steps_allocate_nothing() {
+    use theta_meta::{MetaLearner, TrainState, Trainer};
+    use theta_optim::{Adam, Optimizer};
+    let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).unwrap();
+    let dist = Sinusoid::new(10, 10).unwrap();
+    let adam = Adam::new(1e-3).unwrap();
+    let learners: Vec<Box<dyn MetaLearner<f32>>> = vec![
+        Box::new(
+            theta_maml::Maml::new(theta_maml::MamlConfig { inner_lr: 0.01, inner_steps: 3 })
+                .unwrap(),
+        ),
+        Box::new(theta_fomaml::Fomaml::new(theta_fomaml::FomamlConfig::default()).unwrap()),
+        Box::new(theta_reptile::Reptile::new(theta_reptile::ReptileConfig::default()).unwrap()),
+        Box::new(theta_imaml::Imaml::new(theta_imaml::ImamlConfig::default()).unwrap()),
+        Box::new(
+            theta_pretrained::Pretrained::new(theta_pretrained::PretrainedConfig::default())
+                .unwrap(),
+        ),
+    ];
+    for mut learner in learners {
+        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+        let mut state = TrainState {
+            optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+            theta,
+            rng: rng_from_seed(1),
+            step: 0,
+        };
+        let mut trainer = Trainer::new(&mlp, &dist, 8).unwrap();
+        trainer.step(learner.as_mut(), &adam, &mut state).unwrap(); // warm-up
+        let n = allocations_during(|| {
+            for _ in 0..3 {
+                trainer.step(learner.as_mut(), &adam, &mut state).unwrap();
+            }
+        });
+        assert_eq!(n, 0, "{}: {n} allocations in 3 meta-steps", learner.name());
+    }
+}

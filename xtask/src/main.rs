@@ -106,7 +106,9 @@ fn ci() -> Result<(), String> {
     cargo(TEST)?;
     snapshots(Some("--check"))?;
     // The SIMD kernels at a second level (AVX2), as `.ci/run` does.
-    eprintln!("$ RUSTFLAGS=\"-C target-cpu=x86-64-v3\" cargo test -p theta-kernels --target-dir target/simd-avx2");
+    eprintln!(
+        "$ RUSTFLAGS=\"-C target-cpu=x86-64-v3\" cargo test -p theta-kernels --target-dir target/simd-avx2"
+    );
     let status = Command::new(env!("CARGO"))
         .args(["test", "-p", "theta-kernels", "--target-dir", "target/simd-avx2"])
         .env("RUSTFLAGS", "-C target-cpu=x86-64-v3")

@@ -92,6 +92,10 @@ pub(crate) struct Args {
     /// Metrics file format.
     #[arg(long, value_enum, default_value_t = MetricsFormat::Jsonl)]
     metrics: MetricsFormat,
+    /// Threads over the tasks of each meta-batch; the results are
+    /// bit-identical for every count.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    threads: usize,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -134,6 +138,7 @@ fn open_metrics(path: &Path, format: MetricsFormat, step: u64) -> Result<std::fs
 
 /// How a run reports and saves itself.
 struct Options {
+    threads: usize,
     checkpoint_every: u64,
     log_every: u64,
     metrics: MetricsFormat,
@@ -142,11 +147,21 @@ struct Options {
 
 /// Runs `theta train`.
 pub(crate) fn run(args: Args) -> Result<(), String> {
-    let Args { config, out, resume, checkpoint_every, log_every, metrics, quiet, overrides } = args;
-    if checkpoint_every == 0 || log_every == 0 {
-        return Err("--checkpoint-every and --log-every must be at least 1".into());
+    let Args {
+        config,
+        out,
+        resume,
+        checkpoint_every,
+        log_every,
+        metrics,
+        threads,
+        quiet,
+        overrides,
+    } = args;
+    if checkpoint_every == 0 || log_every == 0 || threads == 0 {
+        return Err("--checkpoint-every, --log-every and --threads must be at least 1".into());
     }
-    let options = Options { checkpoint_every, log_every, metrics, quiet };
+    let options = Options { threads, checkpoint_every, log_every, metrics, quiet };
     if let Some(dir) = resume {
         if overrides.any() {
             return Err("--resume continues a run with its saved configuration; drop the configuration flags".into());
@@ -181,6 +196,7 @@ fn train(
     options: &Options,
 ) -> Result<(), String> {
     let mut trainer = Trainer::new(&run.model, run.dist.as_ref(), config.meta_batch)
+        .and_then(|t| t.with_threads(options.threads))
         .map_err(|e| e.to_string())?;
     let mpath = metrics_path(dir, options.metrics);
     let mut log = open_metrics(&mpath, options.metrics, state.step)?;

@@ -7,7 +7,7 @@
 #![warn(missing_docs)]
 
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{BatchMean, InnerSgd, MetaError, MetaLearner, StepStats, at_least_one};
+use theta_meta::{InnerSgd, MetaError, MetaLearner, TaskOutcome, at_least_one};
 
 /// First-order MAML's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,7 +29,6 @@ impl Default for FomamlConfig {
 #[derive(Clone, Debug)]
 pub struct Fomaml<T> {
     inner: InnerSgd,
-    mean: BatchMean<T>,
     phi: Vec<T>,
     work: Vec<T>,
     scratch: Scratch<T>,
@@ -41,7 +40,6 @@ impl<T: Real> Fomaml<T> {
         at_least_one("inner steps m", config.inner_steps)?;
         Ok(Fomaml {
             inner: InnerSgd::new(config.inner_lr, config.inner_steps)?,
-            mean: BatchMean::new(),
             phi: Vec::new(),
             work: Vec::new(),
             scratch: Scratch::new(),
@@ -59,24 +57,23 @@ impl<T: Real> MetaLearner<T> for Fomaml<T> {
         "fomaml"
     }
 
-    fn meta_gradient(
+    fn task_gradient(
         &mut self,
         model: &dyn Model<T>,
         theta: &[T],
-        tasks: &[Task<T>],
-        grad: &mut [T],
-        task_losses: &mut [f64],
-    ) -> Result<StepStats, MetaError> {
+        task: &Task<T>,
+        g: &mut [T],
+    ) -> Result<TaskOutcome, MetaError> {
         self.size(model.num_params());
-        let Fomaml { inner, mean, phi, work, scratch } = self;
-        let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
-            inner.run(model, theta, &task.support, phi, work, scratch, None)?;
-            let query = &task.query;
-            Ok(model
-                .loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?
-                .to_f64())
-        })?;
-        Ok(StepStats { meta_loss, cg: None })
+        let Fomaml { inner, phi, work, scratch } = self;
+        inner.run(model, theta, &task.support, phi, work, scratch, None)?;
+        let query = &task.query;
+        let lq = model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
+        Ok(TaskOutcome { loss: lq.to_f64(), cg: None })
+    }
+
+    fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
+        Box::new(self.clone())
     }
 
     /// U(θ): the m inner SGD steps.

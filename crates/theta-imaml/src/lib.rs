@@ -33,7 +33,7 @@
 
 use theta_core::vector::{all_finite, axpy, scale};
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{BatchMean, CgStats, MetaError, MetaLearner, StepStats, at_least_one, positive};
+use theta_meta::{CgStats, MetaError, MetaLearner, TaskOutcome, at_least_one, positive};
 use theta_optim::{CgWorkspace, ConjugateGradient, LinearOperator};
 
 /// The curvature C in iMAML's linear system.
@@ -132,7 +132,6 @@ pub struct Imaml<T> {
     config: ImamlConfig,
     outer_cg: ConjugateGradient,
     inner_cg: Option<ConjugateGradient>,
-    mean: BatchMean<T>,
     phi: Vec<T>,
     work: Vec<T>,
     rhs: Vec<T>,
@@ -161,7 +160,6 @@ impl<T: Real> Imaml<T> {
             config,
             outer_cg: ConjugateGradient::new(config.cg_iterations, 0.0)?,
             inner_cg,
-            mean: BatchMean::new(),
             phi: Vec::new(),
             work: Vec::new(),
             rhs: Vec::new(),
@@ -259,8 +257,8 @@ impl<T: Real> Parts<'_, T> {
 }
 
 impl<T: Real> Imaml<T> {
-    fn parts(&mut self) -> (Parts<'_, T>, &ConjugateGradient, &mut BatchMean<T>) {
-        let Imaml { config, outer_cg, inner_cg, mean, phi, work, rhs, step, cg, scratch } = self;
+    fn parts(&mut self) -> (Parts<'_, T>, &ConjugateGradient) {
+        let Imaml { config, outer_cg, inner_cg, phi, work, rhs, step, cg, scratch } = self;
         (
             Parts {
                 config: *config,
@@ -273,7 +271,6 @@ impl<T: Real> Imaml<T> {
                 scratch,
             },
             outer_cg,
-            mean,
         )
     }
 }
@@ -283,45 +280,46 @@ impl<T: Real> MetaLearner<T> for Imaml<T> {
         "imaml"
     }
 
-    fn meta_gradient(
+    fn task_gradient(
         &mut self,
         model: &dyn Model<T>,
         theta: &[T],
-        tasks: &[Task<T>],
-        grad: &mut [T],
-        task_losses: &mut [f64],
-    ) -> Result<StepStats, MetaError> {
+        task: &Task<T>,
+        g: &mut [T],
+    ) -> Result<TaskOutcome, MetaError> {
         self.size(model.num_params());
-        let (mut parts, outer_cg, mean) = self.parts();
-        let mut total = CgStats::default();
+        let (mut parts, outer_cg) = self.parts();
         let lambda = parts.config.lambda;
-        let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
-            let inner = parts.proximal_solve(model, theta, &task.support)?;
-            let query = &task.query;
-            let rows = query.len();
-            let lq = model.loss_grad(
-                parts.phi,
-                query,
-                parts.rhs,
-                parts.scratch.get(model, Pass::Gradient, rows),
-            )?;
-            let mut op = DampedCurvature {
-                model,
-                phi: parts.phi,
-                split: &task.support,
-                curvature: parts.config.curvature,
-                shift: T::ONE,
-                scale: T::from_f64(1.0 / lambda),
-                scratch: parts.scratch,
-                work: parts.work,
-            };
-            g.fill(T::ZERO);
-            let report = outer_cg.solve(&mut op, parts.rhs, g, parts.cg)?;
-            total.iterations += inner.iterations + report.iterations;
-            total.max_relative_residual = total.max_relative_residual.max(report.relative_residual);
-            Ok(lq.to_f64())
-        })?;
-        Ok(StepStats { meta_loss, cg: Some(total) })
+        let inner = parts.proximal_solve(model, theta, &task.support)?;
+        let query = &task.query;
+        let lq = model.loss_grad(
+            parts.phi,
+            query,
+            parts.rhs,
+            parts.scratch.get(model, Pass::Gradient, query.len()),
+        )?;
+        // The meta-gradient: (I + C(φ)/λ) x = ∇L_q(φ) by CG from x = 0.
+        let mut op = DampedCurvature {
+            model,
+            phi: parts.phi,
+            split: &task.support,
+            curvature: parts.config.curvature,
+            shift: T::ONE,
+            scale: T::from_f64(1.0 / lambda),
+            scratch: parts.scratch,
+            work: parts.work,
+        };
+        g.fill(T::ZERO);
+        let report = outer_cg.solve(&mut op, parts.rhs, g, parts.cg)?;
+        let cg = CgStats {
+            iterations: inner.iterations + report.iterations,
+            max_relative_residual: report.relative_residual,
+        };
+        Ok(TaskOutcome { loss: lq.to_f64(), cg: Some(cg) })
+    }
+
+    fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
+        Box::new(self.clone())
     }
 
     /// iMAML's own U(θ): the proximal solve.
@@ -333,7 +331,7 @@ impl<T: Real> MetaLearner<T> for Imaml<T> {
         phi: &mut [T],
     ) -> Result<(), MetaError> {
         self.size(model.num_params());
-        let (mut parts, _, _) = self.parts();
+        let (mut parts, _) = self.parts();
         parts.proximal_solve(model, theta, support)?;
         phi.copy_from_slice(parts.phi);
         Ok(())

@@ -17,7 +17,7 @@
 
 use theta_core::vector::axpy;
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{BatchMean, InnerSgd, MetaError, MetaLearner, StepStats, at_least_one};
+use theta_meta::{InnerSgd, MetaError, MetaLearner, TaskOutcome, at_least_one};
 
 /// MAML's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,7 +39,6 @@ impl Default for MamlConfig {
 #[derive(Clone, Debug)]
 pub struct Maml<T> {
     inner: InnerSgd,
-    mean: BatchMean<T>,
     trajectory: Vec<T>,
     phi: Vec<T>,
     work: Vec<T>,
@@ -53,7 +52,6 @@ impl<T: Real> Maml<T> {
         at_least_one("inner steps m", config.inner_steps)?;
         Ok(Maml {
             inner: InnerSgd::new(config.inner_lr, config.inner_steps)?,
-            mean: BatchMean::new(),
             trajectory: Vec::new(),
             phi: Vec::new(),
             work: Vec::new(),
@@ -80,32 +78,32 @@ impl<T: Real> MetaLearner<T> for Maml<T> {
         "maml"
     }
 
-    fn meta_gradient(
+    fn task_gradient(
         &mut self,
         model: &dyn Model<T>,
         theta: &[T],
-        tasks: &[Task<T>],
-        grad: &mut [T],
-        task_losses: &mut [f64],
-    ) -> Result<StepStats, MetaError> {
+        task: &Task<T>,
+        g: &mut [T],
+    ) -> Result<TaskOutcome, MetaError> {
         let p = model.num_params();
         self.size(p);
-        let Maml { inner, mean, trajectory, phi, work, hv, scratch } = self;
+        let Maml { inner, trajectory, phi, work, hv, scratch } = self;
         let (m, neg_alpha) = (inner.steps(), T::from_f64(-inner.alpha()));
-        let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
-            inner.run(model, theta, &task.support, phi, work, scratch, Some(trajectory))?;
-            let query = &task.query;
-            let lq =
-                model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
-            for k in (0..m).rev() {
-                let phi_k = &trajectory[k * p..(k + 1) * p];
-                let s = scratch.get(model, Pass::HessianVector, task.support.len());
-                model.loss_grad_hvp(phi_k, &task.support, g, work, hv, s)?;
-                axpy(neg_alpha, hv, g);
-            }
-            Ok(lq.to_f64())
-        })?;
-        Ok(StepStats { meta_loss, cg: None })
+        inner.run(model, theta, &task.support, phi, work, scratch, Some(trajectory))?;
+        let query = &task.query;
+        let lq = model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
+        // Back through the inner steps: g ← (I − αH(φ_k)) g.
+        for k in (0..m).rev() {
+            let phi_k = &trajectory[k * p..(k + 1) * p];
+            let s = scratch.get(model, Pass::HessianVector, task.support.len());
+            model.loss_grad_hvp(phi_k, &task.support, g, work, hv, s)?;
+            axpy(neg_alpha, hv, g);
+        }
+        Ok(TaskOutcome { loss: lq.to_f64(), cg: None })
+    }
+
+    fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
+        Box::new(self.clone())
     }
 
     /// U(θ): the m inner SGD steps MAML trained through.

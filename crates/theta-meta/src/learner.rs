@@ -1,4 +1,4 @@
-//! The trait every meta-learner implements, and the batch reduction they share.
+//! The trait every meta-learner implements, and the reduction over a batch.
 
 use theta_core::vector::{all_finite, axpy, scale};
 use theta_core::{Model, Real, Split, Task};
@@ -16,13 +16,22 @@ pub struct StepStats {
     pub cg: Option<CgStats>,
 }
 
-/// A summary of the conjugate-gradient solves of one step.
+/// A summary of conjugate-gradient solves.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CgStats {
-    /// Iterations, summed over the batch's solves.
+    /// Iterations, summed over the solves.
     pub iterations: usize,
-    /// The largest relative residual ‖r‖/‖b‖ of the batch.
+    /// The largest relative residual ‖r‖/‖b‖ of the outer solves.
     pub max_relative_residual: f64,
+}
+
+/// What one task contributed to a meta-step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TaskOutcome {
+    /// The task's meta-loss.
+    pub loss: f64,
+    /// Its conjugate-gradient solves, for solvers.
+    pub cg: Option<CgStats>,
 }
 
 /// A meta-learning algorithm.
@@ -30,25 +39,25 @@ pub struct CgStats {
 /// A learner value holds its validated configuration and reusable work
 /// buffers, nothing that changes the results from step to step: the state of
 /// training (θ, the outer optimizer's state, the generator, the step count)
-/// lives in [`crate::TrainState`], outside. The outer update is always an
-/// [`theta_optim::Optimizer`] step on [`MetaLearner::meta_gradient`]'s result.
+/// lives in [`crate::TrainState`], outside. That is what lets a trainer run
+/// copies of a learner ([`MetaLearner::boxed_clone`]) on several threads.
+/// The outer update is always an [`theta_optim::Optimizer`] step on the mean
+/// of the per-task gradients.
 pub trait MetaLearner<T: Real>: Send {
     /// A short name, e.g. "maml".
     fn name(&self) -> &'static str;
 
-    /// The outer gradient for a batch of tasks, written into `grad` (length
-    /// P): the meta-gradient (MAML, FOMAML, iMAML), θ − mean φ (Reptile, so
-    /// that an SGD step of size β is θ + β(φ̄ − θ)), or the joint-loss
-    /// gradient (pretrained). Per-task meta-losses go into `task_losses`
-    /// (one per task).
-    fn meta_gradient(
+    /// One task's outer gradient, written into `grad` (length P): its
+    /// meta-gradient (MAML, FOMAML, iMAML), θ − φ (Reptile, so that an SGD
+    /// step of size β on the mean is θ + β(φ̄ − θ)), or its joint-loss
+    /// gradient (pretrained); and its meta-loss.
+    fn task_gradient(
         &mut self,
         model: &dyn Model<T>,
         theta: &[T],
-        tasks: &[Task<T>],
+        task: &Task<T>,
         grad: &mut [T],
-        task_losses: &mut [f64],
-    ) -> Result<StepStats, MetaError>;
+    ) -> Result<TaskOutcome, MetaError>;
 
     /// The algorithm's own adaptation U(θ) to a new task from its support
     /// set, written into `phi`.
@@ -59,51 +68,69 @@ pub trait MetaLearner<T: Real>: Send {
         support: &Split<T>,
         phi: &mut [T],
     ) -> Result<(), MetaError>;
-}
 
-/// The mean over a batch of per-task gradients, reduced in task order so
-/// that the result does not depend on how the tasks were scheduled.
-#[derive(Clone, Debug, Default)]
-pub struct BatchMean<T> {
-    task_grad: Vec<T>,
-}
+    /// A copy with the same configuration (and its own work buffers).
+    fn boxed_clone(&self) -> Box<dyn MetaLearner<T>>;
 
-impl<T: Real> BatchMean<T> {
-    /// An empty reducer; its buffer grows once to P.
-    pub fn new() -> Self {
-        BatchMean { task_grad: Vec::new() }
-    }
-
-    /// Runs `per_task` for each task (it writes the task's gradient into its
-    /// buffer and returns its meta-loss), and writes the mean gradient into
-    /// `grad` and the losses into `task_losses`. Returns the mean loss.
-    pub fn run(
+    /// The mean outer gradient of a batch, per-task meta-losses in
+    /// `task_losses`. A convenience that allocates its per-task buffers; the
+    /// [`crate::Trainer`] keeps its own and runs tasks on several threads.
+    fn meta_gradient(
         &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
         tasks: &[Task<T>],
         grad: &mut [T],
         task_losses: &mut [f64],
-        mut per_task: impl FnMut(&Task<T>, &mut [T]) -> Result<f64, MetaError>,
-    ) -> Result<f64, MetaError> {
-        if tasks.is_empty() {
-            return Err(MetaError::EmptyBatch);
+    ) -> Result<StepStats, MetaError> {
+        let p = grad.len();
+        let mut task_grads = vec![T::ZERO; tasks.len() * p];
+        let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
+        for ((task, g), o) in
+            tasks.iter().zip(task_grads.chunks_exact_mut(p.max(1))).zip(&mut outcomes)
+        {
+            *o = self.task_gradient(model, theta, task, g)?;
         }
-        theta_core::check_len("per-task loss buffer", tasks.len(), task_losses.len())?;
-        self.task_grad.resize(grad.len(), T::ZERO);
-        grad.fill(T::ZERO);
-        let mut total = 0.0;
-        for (task, loss) in tasks.iter().zip(task_losses.iter_mut()) {
-            *loss = per_task(task, &mut self.task_grad)?;
-            total += *loss;
-            axpy(T::ONE, &self.task_grad, grad);
-        }
-        scale(T::ONE / T::from_usize(tasks.len()), grad);
-        let mean = total / tasks.len() as f64;
-        if !mean.is_finite() {
-            return Err(MetaError::NonFinite("the meta-loss".into()));
-        }
-        if !all_finite(grad) {
-            return Err(MetaError::NonFinite("the meta-gradient".into()));
-        }
-        Ok(mean)
+        reduce_in_order(&task_grads, &outcomes, grad, task_losses)
     }
+}
+
+/// The mean of per-task gradients (`task_grads`, n × P, task by task) into
+/// `grad`, adding them in task order, so that the bits do not depend on which
+/// thread computed which task. Checks that the meta-loss and the gradient
+/// are finite.
+pub fn reduce_in_order<T: Real>(
+    task_grads: &[T],
+    outcomes: &[TaskOutcome],
+    grad: &mut [T],
+    task_losses: &mut [f64],
+) -> Result<StepStats, MetaError> {
+    let n = outcomes.len();
+    if n == 0 {
+        return Err(MetaError::EmptyBatch);
+    }
+    theta_core::check_len("per-task loss buffer", n, task_losses.len())?;
+    let p = grad.len();
+    grad.fill(T::ZERO);
+    let mut total = 0.0;
+    let mut cg: Option<CgStats> = None;
+    for (t, o) in outcomes.iter().enumerate() {
+        axpy(T::ONE, &task_grads[t * p..(t + 1) * p], grad);
+        task_losses[t] = o.loss;
+        total += o.loss;
+        if let Some(c) = o.cg {
+            let acc = cg.get_or_insert_with(CgStats::default);
+            acc.iterations += c.iterations;
+            acc.max_relative_residual = acc.max_relative_residual.max(c.max_relative_residual);
+        }
+    }
+    scale(T::ONE / T::from_usize(n), grad);
+    let meta_loss = total / n as f64;
+    if !meta_loss.is_finite() {
+        return Err(MetaError::NonFinite("the meta-loss".into()));
+    }
+    if !all_finite(grad) {
+        return Err(MetaError::NonFinite("the meta-gradient".into()));
+    }
+    Ok(StepStats { meta_loss, cg })
 }

@@ -7,7 +7,7 @@ use theta_core::{Model, Real, Rng, Task, TaskDistribution};
 use theta_optim::Optimizer;
 
 use crate::error::{MetaError, at_least_one};
-use crate::learner::{MetaLearner, StepStats};
+use crate::learner::{MetaLearner, StepStats, TaskOutcome, reduce_in_order};
 
 /// Everything that changes during training, and nothing else: θ, the outer
 /// optimizer's state, the task generator and the number of meta-steps taken.
@@ -58,15 +58,22 @@ impl<T, F: FnMut(&StepReport<'_, T>) -> ControlFlow<()>> Observer<T> for F {
     }
 }
 
-/// Runs meta-steps: sample a batch of tasks, ask the learner for the outer
-/// gradient, take an outer optimizer step. Its buffers are reused, so a step
-/// allocates nothing once the learner's own buffers are warm.
+/// Runs meta-steps: sample a batch of tasks, compute each task's outer
+/// gradient (on one thread or several), reduce them in task order, take an
+/// outer optimizer step. The results are bit-identical for every thread
+/// count. Its buffers are reused, so a one-thread step allocates nothing
+/// once the learner's own buffers are warm.
 pub struct Trainer<'a, T: Real> {
     model: &'a dyn Model<T>,
     dist: &'a dyn TaskDistribution<T>,
     tasks: Vec<Task<T>>,
+    task_grads: Vec<T>,
+    outcomes: Vec<TaskOutcome>,
     grad: Vec<T>,
     task_losses: Vec<f64>,
+    threads: usize,
+    /// Copies of the learner for threads 2…n, made on the first parallel step.
+    workers: Vec<Box<dyn MetaLearner<T>>>,
 }
 
 impl<'a, T: Real> Trainer<'a, T> {
@@ -95,13 +102,75 @@ impl<'a, T: Real> Trainer<'a, T> {
                 reason: "does not fit the task family's targets",
             });
         }
+        let p = model.num_params();
         Ok(Trainer {
             model,
             dist,
             tasks: (0..meta_batch).map(|_| dist.empty_task()).collect(),
-            grad: vec![T::ZERO; model.num_params()],
+            task_grads: vec![T::ZERO; meta_batch * p],
+            outcomes: vec![TaskOutcome::default(); meta_batch],
+            grad: vec![T::ZERO; p],
             task_losses: vec![0.0; meta_batch],
+            threads: 1,
+            workers: Vec::new(),
         })
+    }
+
+    /// Runs the tasks of each meta-batch on `threads` threads (at least 1;
+    /// more than the meta-batch is pointless). The numbers do not change.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self, MetaError> {
+        self.threads = at_least_one("threads", threads)?;
+        self.workers.clear();
+        Ok(self)
+    }
+
+    /// Every task's gradient into its slice of `task_grads`, in parallel
+    /// over contiguous blocks of tasks, one learner per block.
+    fn task_gradients(
+        &mut self,
+        learner: &mut dyn MetaLearner<T>,
+        theta: &[T],
+    ) -> Result<(), MetaError> {
+        let p = self.grad.len();
+        let n = self.tasks.len();
+        let threads = self.threads.min(n);
+        if threads <= 1 {
+            for ((task, g), o) in
+                self.tasks.iter().zip(self.task_grads.chunks_exact_mut(p)).zip(&mut self.outcomes)
+            {
+                *o = learner.task_gradient(self.model, theta, task, g)?;
+            }
+            return Ok(());
+        }
+        while self.workers.len() < threads - 1 {
+            self.workers.push(learner.boxed_clone());
+        }
+        let block = n.div_ceil(threads);
+        let model = self.model;
+        let mut learners: Vec<&mut dyn MetaLearner<T>> = vec![learner];
+        learners.extend(self.workers.iter_mut().map(|w| &mut **w as &mut dyn MetaLearner<T>));
+        let results: Vec<Result<(), MetaError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .tasks
+                .chunks(block)
+                .zip(self.task_grads.chunks_mut(block * p))
+                .zip(self.outcomes.chunks_mut(block))
+                .zip(learners)
+                .map(|(((tasks, grads), outcomes), learner)| {
+                    s.spawn(move || {
+                        for ((task, g), o) in
+                            tasks.iter().zip(grads.chunks_exact_mut(p)).zip(outcomes)
+                        {
+                            *o = learner.task_gradient(model, theta, task, g)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a task worker panicked")).collect()
+        });
+        // The first failure in task order, as one thread would have reported it.
+        results.into_iter().collect()
     }
 
     /// One meta-step on `state`. Any failure inside it is reported as
@@ -116,15 +185,14 @@ impl<'a, T: Real> Trainer<'a, T> {
         let wrap = |e: MetaError| MetaError::Diverged { step, source: Box::new(e) };
         theta_core::check_len("θ length", self.model.num_params(), state.theta.len())?;
         self.dist.sample_batch_into(&mut state.rng, &mut self.tasks).map_err(|e| wrap(e.into()))?;
-        let stats = learner
-            .meta_gradient(
-                self.model,
-                &state.theta,
-                &self.tasks,
-                &mut self.grad,
-                &mut self.task_losses,
-            )
-            .map_err(wrap)?;
+        self.task_gradients(learner, &state.theta).map_err(wrap)?;
+        let stats = reduce_in_order(
+            &self.task_grads,
+            &self.outcomes,
+            &mut self.grad,
+            &mut self.task_losses,
+        )
+        .map_err(wrap)?;
         outer
             .step(&mut state.theta, &self.grad, &mut state.optimizer)
             .map_err(|e| wrap(e.into()))?;

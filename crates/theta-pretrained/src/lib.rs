@@ -11,7 +11,7 @@
 
 use theta_core::vector::{axpy, scale};
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{BatchMean, InnerSgd, MetaError, MetaLearner, StepStats};
+use theta_meta::{InnerSgd, MetaError, MetaLearner, TaskOutcome};
 
 /// The baseline's fine-tuning settings (used only by [`MetaLearner::adapt`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,7 +33,6 @@ impl Default for PretrainedConfig {
 #[derive(Clone, Debug)]
 pub struct Pretrained<T> {
     fine_tune: InnerSgd,
-    mean: BatchMean<T>,
     work: Vec<T>,
     scratch: Scratch<T>,
 }
@@ -43,7 +42,6 @@ impl<T: Real> Pretrained<T> {
     pub fn new(config: PretrainedConfig) -> Result<Self, MetaError> {
         Ok(Pretrained {
             fine_tune: InnerSgd::new(config.fine_tune_lr, config.fine_tune_steps)?,
-            mean: BatchMean::new(),
             work: Vec::new(),
             scratch: Scratch::new(),
         })
@@ -55,33 +53,31 @@ impl<T: Real> MetaLearner<T> for Pretrained<T> {
         "pretrained"
     }
 
-    fn meta_gradient(
+    fn task_gradient(
         &mut self,
         model: &dyn Model<T>,
         theta: &[T],
-        tasks: &[Task<T>],
-        grad: &mut [T],
-        task_losses: &mut [f64],
-    ) -> Result<StepStats, MetaError> {
+        task: &Task<T>,
+        g: &mut [T],
+    ) -> Result<TaskOutcome, MetaError> {
         self.work.resize(model.num_params(), T::ZERO);
-        let Pretrained { mean, work, scratch, .. } = self;
-        let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
-            let (ns, nq) = (task.support.len(), task.query.len());
-            let ls =
-                model.loss_grad(theta, &task.support, g, scratch.get(model, Pass::Gradient, ns))?;
-            let lq = model.loss_grad(
-                theta,
-                &task.query,
-                work,
-                scratch.get(model, Pass::Gradient, nq),
-            )?;
-            let (ws, wq) = (T::from_usize(ns), T::from_usize(nq));
-            scale(ws, g);
-            axpy(wq, work, g);
-            scale(T::ONE / (ws + wq), g);
-            Ok((ns as f64 * ls.to_f64() + nq as f64 * lq.to_f64()) / (ns + nq) as f64)
-        })?;
-        Ok(StepStats { meta_loss, cg: None })
+        let Pretrained { work, scratch, .. } = self;
+        let (ns, nq) = (task.support.len(), task.query.len());
+        let ls =
+            model.loss_grad(theta, &task.support, g, scratch.get(model, Pass::Gradient, ns))?;
+        let lq =
+            model.loss_grad(theta, &task.query, work, scratch.get(model, Pass::Gradient, nq))?;
+        // The pooled points' mean: (N_s ∇L_s + N_q ∇L_q) / (N_s + N_q).
+        let (ws, wq) = (T::from_usize(ns), T::from_usize(nq));
+        scale(ws, g);
+        axpy(wq, work, g);
+        scale(T::ONE / (ws + wq), g);
+        let loss = (ns as f64 * ls.to_f64() + nq as f64 * lq.to_f64()) / (ns + nq) as f64;
+        Ok(TaskOutcome { loss, cg: None })
+    }
+
+    fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
+        Box::new(self.clone())
     }
 
     /// Fine-tuning: the configured SGD steps on the support set.

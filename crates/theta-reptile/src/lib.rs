@@ -25,7 +25,7 @@
 
 use theta_core::vector::axpy;
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{BatchMean, InnerSgd, MetaError, MetaLearner, StepStats, at_least_one};
+use theta_meta::{InnerSgd, MetaError, MetaLearner, TaskOutcome, at_least_one};
 use theta_optim::{Adam, AdamState, Optimizer};
 
 /// The optimizer of Reptile's inner loop.
@@ -72,7 +72,6 @@ enum Inner<T> {
 #[derive(Clone, Debug)]
 pub struct Reptile<T> {
     inner: Inner<T>,
-    mean: BatchMean<T>,
     phi: Vec<T>,
     work: Vec<T>,
     scratch: Scratch<T>,
@@ -90,13 +89,7 @@ impl<T: Real> Reptile<T> {
                 state: AdamState { m: Vec::new(), v: Vec::new(), t: 0 },
             },
         };
-        Ok(Reptile {
-            inner,
-            mean: BatchMean::new(),
-            phi: Vec::new(),
-            work: Vec::new(),
-            scratch: Scratch::new(),
-        })
+        Ok(Reptile { inner, phi: Vec::new(), work: Vec::new(), scratch: Scratch::new() })
     }
 
     fn size(&mut self, p: usize) {
@@ -147,25 +140,26 @@ impl<T: Real> MetaLearner<T> for Reptile<T> {
         "reptile"
     }
 
-    /// Writes θ − mean φ; the reported meta-loss is the query loss at φ.
-    fn meta_gradient(
+    /// Writes θ − φ; the reported meta-loss is the query loss at φ.
+    fn task_gradient(
         &mut self,
         model: &dyn Model<T>,
         theta: &[T],
-        tasks: &[Task<T>],
-        grad: &mut [T],
-        task_losses: &mut [f64],
-    ) -> Result<StepStats, MetaError> {
+        task: &Task<T>,
+        g: &mut [T],
+    ) -> Result<TaskOutcome, MetaError> {
         self.size(model.num_params());
-        let Reptile { inner, mean, phi, work, scratch } = self;
-        let meta_loss = mean.run(tasks, grad, task_losses, |task, g| {
-            adapt_into(inner, model, theta, &task.support, phi, work, scratch)?;
-            g.copy_from_slice(theta);
-            axpy(-T::ONE, phi, g);
-            let query = &task.query;
-            Ok(model.loss(phi, query, scratch.get(model, Pass::Loss, query.len()))?.to_f64())
-        })?;
-        Ok(StepStats { meta_loss, cg: None })
+        let Reptile { inner, phi, work, scratch } = self;
+        adapt_into(inner, model, theta, &task.support, phi, work, scratch)?;
+        g.copy_from_slice(theta);
+        axpy(-T::ONE, phi, g);
+        let query = &task.query;
+        let lq = model.loss(phi, query, scratch.get(model, Pass::Loss, query.len()))?;
+        Ok(TaskOutcome { loss: lq.to_f64(), cg: None })
+    }
+
+    fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
+        Box::new(self.clone())
     }
 
     /// U(θ): the k inner steps.
