@@ -36,19 +36,19 @@ pub(crate) struct Args {
     json: Option<PathBuf>,
 }
 
-fn stat_json(s: &Stat) -> String {
-    let num = |x: f64| if x.is_finite() { format!("{x}") } else { "null".into() };
-    format!("{{\"mean\":{},\"ci95\":{}}}", num(s.mean), num(s.ci95))
+fn stat_json(s: &Stat) -> serde_json::Value {
+    // Infinite means (diverged tasks) become null, which JSON can hold.
+    let num = |x: f64| if x.is_finite() { serde_json::json!(x) } else { serde_json::Value::Null };
+    serde_json::json!({ "mean": num(s.mean), "ci95": num(s.ci95) })
 }
 
-fn point_json(p: &EvalPoint) -> String {
-    format!(
-        "{{\"steps\":{},\"loss\":{},\"accuracy\":{},\"diverged\":{}}}",
-        p.steps,
-        stat_json(&p.loss),
-        p.accuracy.as_ref().map_or("null".into(), stat_json),
-        p.diverged
-    )
+fn point_json(p: &EvalPoint) -> serde_json::Value {
+    serde_json::json!({
+        "steps": p.steps,
+        "loss": stat_json(&p.loss),
+        "accuracy": p.accuracy.as_ref().map(stat_json),
+        "diverged": p.diverged,
+    })
 }
 
 /// Runs `theta eval`.
@@ -109,18 +109,20 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         println!("(own: the algorithm's own adaptation, iMAML's proximal solve)");
     }
     if let Some(path) = &args.json {
-        let json = format!(
-            "{{\"algorithm\":\"{}\",\"task\":\"{}\",\"meta_steps\":{},\"tasks\":{},\"seed\":{},\"support\":{support},\"query\":{},\"alpha\":{},\"curve\":[{}],\"own\":{}}}\n",
-            config.algorithm,
-            config.task,
-            ckpt.state.step,
-            args.tasks,
-            args.seed,
-            args.query,
-            args.alpha,
-            curve.iter().map(point_json).collect::<Vec<_>>().join(","),
-            own.as_ref().map_or("null".into(), point_json)
-        );
+        let json = serde_json::json!({
+            "algorithm": config.algorithm,
+            "task": config.task,
+            "meta_steps": ckpt.state.step,
+            "tasks": args.tasks,
+            "seed": args.seed,
+            "support": support,
+            "query": args.query,
+            "alpha": args.alpha,
+            "curve": curve.iter().map(point_json).collect::<Vec<_>>(),
+            "own": own.as_ref().map(point_json),
+        })
+        .to_string()
+            + "\n";
         if path.as_os_str() == "-" {
             print!("{json}");
         } else {

@@ -6,7 +6,8 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use theta_core::{Activation, Loss, Model, Pass, Scratch, Task};
-use theta_meta::InnerSgd;
+use theta_imaml::{Curvature, Imaml, ImamlConfig, InnerSolver};
+use theta_meta::{InnerSgd, MetaLearner};
 use theta_models::{Mlp, MlpSpec};
 use theta_tasks::{ARTICLE_TASKS, CurveFitting};
 
@@ -55,19 +56,6 @@ impl CurveTasks {
             .unwrap_or(f64::INFINITY)
     }
 
-    fn grad(&mut self, task: usize, theta: (f64, f64)) -> (f64, f64) {
-        let m: &dyn Model<f64> = &self.mlp;
-        let split = &self.tasks[task].support;
-        let mut g = [0.0; 2];
-        let _ = m.loss_grad(
-            &[theta.0, theta.1],
-            split,
-            &mut g,
-            self.scratch.get(m, Pass::Gradient, split.len()),
-        );
-        (g[0], g[1])
-    }
-
     /// U^m(θ) on a task: m SGD steps of size α (the shared inner loop).
     fn adapt(&mut self, task: usize, theta: (f64, f64), alpha: f64, m: usize) -> (f64, f64) {
         let inner = InnerSgd::new(alpha, m).expect("α > 0");
@@ -86,27 +74,35 @@ impl CurveTasks {
 
     /// The path φ₀ = θ, φ₁, …, φ_k of k SGD steps.
     fn path(&mut self, task: usize, theta: (f64, f64), alpha: f64, k: usize) -> Vec<(f64, f64)> {
-        let mut path = vec![theta];
-        for _ in 0..k {
-            let p = *path.last().expect("non-empty");
-            let g = self.grad(task, p);
-            path.push((p.0 - alpha * g.0, p.1 - alpha * g.1));
-        }
-        path
+        // The shared inner loop records φ₀ … φ_{k−1}; φ_k is its result.
+        let inner = InnerSgd::new(alpha, k).expect("α > 0");
+        let (mut phi, mut work, mut trajectory) = ([0.0; 2], [0.0; 2], vec![0.0; 2 * k]);
+        let support = &self.tasks[task].support;
+        let _ = inner.run(
+            &self.mlp,
+            &[theta.0, theta.1],
+            support,
+            &mut phi,
+            &mut work,
+            &mut self.scratch,
+            Some(&mut trajectory),
+        );
+        trajectory.chunks_exact(2).map(|p| (p[0], p[1])).chain([(phi[0], phi[1])]).collect()
     }
 
-    /// φ*(θ) = argmin L(φ) + λ/2‖φ − θ‖², by gradient descent to convergence.
+    /// φ*(θ) = argmin L(φ) + λ/2‖φ − θ‖², by iMAML's gradient-step proximal
+    /// solver run to convergence.
     fn proximal(&mut self, task: usize, theta: (f64, f64), lambda: f64) -> (f64, f64) {
-        let eta = 0.5 / (1.0 + lambda);
-        let mut phi = theta;
-        for _ in 0..4000 {
-            let g = self.grad(task, phi);
-            phi = (
-                phi.0 - eta * (g.0 + lambda * (phi.0 - theta.0)),
-                phi.1 - eta * (g.1 + lambda * (phi.1 - theta.1)),
-            );
-        }
-        phi
+        let config = ImamlConfig {
+            lambda,
+            curvature: Curvature::GaussNewton,
+            inner: InnerSolver::GradientSteps { steps: 4000, lr: 0.5 / (1.0 + lambda) },
+            cg_iterations: 1,
+        };
+        let mut solver = Imaml::<f64>::new(config).expect("λ > 0");
+        let mut phi = [0.0; 2];
+        let _ = solver.adapt(&self.mlp, &[theta.0, theta.1], &self.tasks[task].support, &mut phi);
+        (phi[0], phi[1])
     }
 
     fn landscape(&mut self, task: usize) -> Grid {
