@@ -14,8 +14,7 @@
 //! renamed over the old one (and the folder flushed), so a crash leaves the
 //! previous checkpoint or the new one, never half of one.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use theta_core::Rng;
@@ -49,15 +48,6 @@ pub(crate) struct Checkpoint {
     pub(crate) state: TrainState<f32, OuterState>,
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// The bytes of a checkpoint.
 pub(crate) fn encode(c: &Checkpoint) -> Vec<u8> {
     let (optimizer, adam_steps, moments) = match &c.state.optimizer {
@@ -84,7 +74,7 @@ pub(crate) fn encode(c: &Checkpoint) -> Vec<u8> {
         put(m);
         put(v);
     }
-    let sum = fnv1a(&out);
+    let sum = theta_core::fs::fnv1a64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
 }
@@ -105,7 +95,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
         ));
     }
     let (body, sum) = bytes.split_at(bytes.len() - 8);
-    if fnv1a(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
+    if theta_core::fs::fnv1a64(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
         return Err("corrupt or truncated checkpoint (checksum mismatch)".into());
     }
     let header_len = u64::from_le_bytes(body[12..20].try_into().expect("8 bytes")) as usize;
@@ -152,21 +142,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync
 /// of the folder.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-        f.write_all(bytes).map_err(fail)?;
-        f.sync_all().map_err(fail)?;
-    }
-    std::fs::rename(&tmp, path).map_err(fail)?;
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    theta_core::fs::write_atomic(path, bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Saves a checkpoint into a run folder.

@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct TrainConfig {
     /// maml | fomaml | reptile | imaml | pretrained
     pub(crate) algorithm: String,
-    /// sinusoid | curve | linear | blobs
+    /// sinusoid | curve | linear | blobs | omniglot
     pub(crate) task: String,
+    /// Folder holding Omniglot's images_background.zip and images_evaluation.zip.
+    pub(crate) data: String,
+    /// Folder of the decoded-Omniglot cache ("" = $XDG_CACHE_HOME/theta or ~/.cache/theta).
+    pub(crate) cache: String,
     /// Meta-steps in all.
     pub(crate) steps: u64,
     /// Tasks per meta-batch.
@@ -30,13 +34,13 @@ pub(crate) struct TrainConfig {
     pub(crate) activation: String,
     /// uniform | truncated-normal
     pub(crate) init: String,
-    /// K, support points per task (per class for blobs).
+    /// K, support points per task (per class for classification).
     pub(crate) support: usize,
-    /// Query points per task (per class for blobs).
+    /// Query points per task (per class for classification).
     pub(crate) query: usize,
     /// Input width of linear and blob tasks.
     pub(crate) dim: usize,
-    /// Classes of blob tasks.
+    /// N, classes of classification tasks.
     pub(crate) n_way: usize,
     /// α, the inner (and fine-tuning) step size.
     pub(crate) inner_lr: f64,
@@ -63,6 +67,8 @@ impl Default for TrainConfig {
         TrainConfig {
             algorithm: "maml".into(),
             task: "sinusoid".into(),
+            data: "data/omniglot".into(),
+            cache: String::new(),
             steps: 20_000,
             meta_batch: 25,
             seed: 0,

@@ -19,18 +19,18 @@ pub(crate) struct Args {
     /// Seed of the test tasks (the same seed gives the same tasks for every run).
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Adaptation step size α.
-    #[arg(long, default_value_t = 0.01)]
-    alpha: f64,
+    /// Adaptation step size α [the run's inner step size]
+    #[arg(long)]
+    alpha: Option<f64>,
     /// Adaptation steps: the table shows 0 to this many.
     #[arg(long, default_value_t = 10)]
     max_steps: usize,
     /// K, support points per test task [the run's]
     #[arg(long)]
     support: Option<usize>,
-    /// Query points per test task.
-    #[arg(long, default_value_t = 100)]
-    query: usize,
+    /// Query points per test task (per class for classification) [100; 15 for omniglot]
+    #[arg(long)]
+    query: Option<usize>,
     /// Also write the results as JSON to FILE ("-" for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -57,9 +57,11 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     let config = &ckpt.config;
     let support = args.support.unwrap_or(config.support);
     let mut built = run::build(config)?;
-    let test = run::task_family(config, support, args.query)?;
-    let eval = Evaluation::new(args.tasks, args.seed, args.alpha, args.max_steps)
-        .map_err(|e| e.to_string())?;
+    let query = args.query.unwrap_or(if config.task == "omniglot" { 15 } else { 100 });
+    let alpha = args.alpha.unwrap_or(config.inner_lr);
+    let test = run::task_family(config, support, query, run::Purpose::Test)?;
+    let eval =
+        Evaluation::new(args.tasks, args.seed, alpha, args.max_steps).map_err(|e| e.to_string())?;
     let theta = &ckpt.state.theta;
     let curve = eval.sgd_curve(&built.model, theta, test.as_ref()).map_err(|e| e.to_string())?;
     let own = if config.algorithm == "imaml" {
@@ -77,13 +79,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     };
     println!(
         "{} on {} after {} meta-steps: {} test tasks (seed {}), K = {support}, {} query points, SGD α = {}",
-        config.algorithm,
-        config.task,
-        ckpt.state.step,
-        args.tasks,
-        args.seed,
-        args.query,
-        args.alpha
+        config.algorithm, config.task, ckpt.state.step, args.tasks, args.seed, query, alpha
     );
     let classification = curve[0].accuracy.is_some();
     println!(
@@ -116,8 +112,8 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
             "tasks": args.tasks,
             "seed": args.seed,
             "support": support,
-            "query": args.query,
-            "alpha": args.alpha,
+            "query": query,
+            "alpha": alpha,
             "curve": curve.iter().map(point_json).collect::<Vec<_>>(),
             "own": own.as_ref().map(point_json),
         })

@@ -2,6 +2,8 @@
 //! family, the learner and the outer optimizer. Every bad name or value
 //! becomes one readable message.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use theta_core::random::rng_from_seed;
 use theta_core::{Activation, Model, TaskDistribution};
 use theta_fomaml::{Fomaml, FomamlConfig};
@@ -12,6 +14,8 @@ use theta_models::{Init, Mlp, MlpSpec};
 use theta_optim::{Adam, AdamState, OptimError, Optimizer, Sgd};
 use theta_pretrained::{Pretrained, PretrainedConfig};
 use theta_reptile::{InnerOptimizer, Reptile, ReptileConfig};
+
+use theta_omniglot::{Omniglot, OmniglotTasks, Protocol, Side};
 use theta_tasks::{CurveFitting, GaussianBlobs, LinearRegression, Sinusoid};
 
 use crate::config::TrainConfig;
@@ -19,7 +23,7 @@ use crate::config::TrainConfig;
 /// The algorithms `theta` knows, by their configuration names.
 pub(crate) const ALGORITHMS: [&str; 5] = ["maml", "fomaml", "reptile", "imaml", "pretrained"];
 /// The task families `theta` knows.
-pub(crate) const TASKS: [&str; 4] = ["sinusoid", "curve", "linear", "blobs"];
+pub(crate) const TASKS: [&str; 5] = ["sinusoid", "curve", "linear", "blobs", "omniglot"];
 
 /// The outer optimizer of a run: Adam or SGD.
 #[derive(Clone, Copy, Debug)]
@@ -73,11 +77,61 @@ fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The folder of the decoded-Omniglot cache: the configured one, else
+/// `$XDG_CACHE_HOME/theta`, else `~/.cache/theta`, else `.theta-cache`.
+fn cache_dir(c: &TrainConfig) -> PathBuf {
+    if !c.cache.is_empty() {
+        return PathBuf::from(&c.cache);
+    }
+    let home = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty()).map(PathBuf::from);
+    home("XDG_CACHE_HOME")
+        .or_else(|| home("HOME").map(|h| h.join(".cache")))
+        .map_or_else(|| PathBuf::from(".theta-cache"), |d| d.join("theta"))
+}
+
+/// Loads Omniglot from the configured folder, with a progress bar the first
+/// time (when the images are decoded) and a note when the cache was unusable.
+fn omniglot(c: &TrainConfig) -> Result<Arc<Omniglot>, String> {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        None,
+        indicatif::ProgressDrawTarget::stderr_with_hz(10),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "decoding Omniglot (first load only) {bar:30} {pos}/{len} images {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let (data, report) =
+        Omniglot::load(&PathBuf::from(&c.data), &cache_dir(c), &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    if let Some(problem) = report.cache_problem {
+        eprintln!("note: {problem}");
+    } else if !report.from_cache {
+        eprintln!("decoded Omniglot once; cached in {}", report.cache.display());
+    }
+    Ok(Arc::new(data))
+}
+
+/// Which tasks a family is asked for: those to train on or those to test on
+/// (only Omniglot keeps them apart; the synthetic families draw both from
+/// one distribution, with different seeds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Train,
+    Test,
+}
+
 /// The task family of a configuration, with `support` and `query` points.
 pub(crate) fn task_family(
     c: &TrainConfig,
     support: usize,
     query: usize,
+    purpose: Purpose,
 ) -> Result<Box<dyn TaskDistribution<f32>>, String> {
     one_of("task", &c.task, &TASKS)?;
     let e = |e: theta_core::Error| e.to_string();
@@ -85,7 +139,20 @@ pub(crate) fn task_family(
         "sinusoid" => Box::new(Sinusoid::new(support, query).map_err(e)?),
         "curve" => Box::new(CurveFitting::new(support, query).map_err(e)?),
         "linear" => Box::new(LinearRegression::new(c.dim, 0.0, support, query).map_err(e)?),
-        _ => Box::new(GaussianBlobs::new(c.n_way, support, query, c.dim, 1.0).map_err(e)?),
+        "blobs" => Box::new(GaussianBlobs::new(c.n_way, support, query, c.dim, 1.0).map_err(e)?),
+        _ => {
+            let side = if purpose == Purpose::Train { Side::Train } else { Side::Test };
+            let tasks = OmniglotTasks::new(
+                omniglot(c)?,
+                Protocol::default(),
+                side,
+                c.n_way,
+                support,
+                query,
+            )
+            .map_err(|e| e.to_string())?;
+            Box::new(tasks)
+        }
     })
 }
 
@@ -114,7 +181,7 @@ pub(crate) fn build(c: &TrainConfig) -> Result<Run, String> {
     if c.steps == 0 {
         return Err("steps must be at least 1".into());
     }
-    let dist = task_family(c, c.support, c.query)?;
+    let dist = task_family(c, c.support, c.query, Purpose::Train)?;
     let model = network(c, dist.as_ref())?;
     let m = c.inner_steps();
     let e = |e: theta_meta::MetaError| e.to_string();

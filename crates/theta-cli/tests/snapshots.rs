@@ -63,6 +63,7 @@ fn error_messages() {
     for args in [
         vec!["train", "--algorithm", "mamml"],
         vec!["train", "--task", "omniglott"],
+        vec!["train", "--task", "omniglot", "--data", "/nonexistent/omniglot"],
         vec!["train", "--inner-lr=0"],
         vec!["train", "--algorithm", "imaml", "--lambda=-1"],
         vec!["train", "--activation", "swish"],

@@ -6,6 +6,7 @@
 //!   query sets; [`TaskDistribution`]: p(τ).
 //! * [`Error`]: what goes wrong, named.
 //! * [`random`]: the seeded generator [`Rng`], always passed in.
+//! * [`fs`]: atomic writes and the checksum of theta's file formats.
 //!
 //! The scalar types and the activation and loss names come from
 //! `theta-kernels` and are re-exported here, so most crates need only this one.
@@ -13,6 +14,7 @@
 
 pub mod data;
 pub mod error;
+pub mod fs;
 pub mod model;
 pub mod random;
 pub mod task;
