@@ -82,7 +82,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "DIR", default_value = "theta-run")]
     out: PathBuf,
     /// Continue the run in DIR from its checkpoint; the result is bit-identical
-    /// to an uninterrupted run. Takes no configuration flags.
+    /// to an uninterrupted run. Takes no configuration flags but --steps,
+    /// which extends the run to that many meta-steps in all.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
     resume: Option<PathBuf>,
     /// Write a checkpoint every N meta-steps (and at the end).
@@ -165,10 +166,24 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     }
     let options = Options { threads, checkpoint_every, log_every, metrics, quiet };
     if let Some(dir) = resume {
+        let mut overrides = overrides;
+        // --steps may extend a finished run: nothing in a run depends on its length.
+        let extend = overrides.steps.take();
         if overrides.any() {
-            return Err("--resume continues a run with its saved configuration; drop the configuration flags".into());
+            return Err("--resume continues a run with its saved configuration; drop the configuration flags (only --steps may extend it)".into());
         }
-        let ckpt = checkpoint::load(&dir)?;
+        let mut ckpt = checkpoint::load(&dir)?;
+        if let Some(steps) = extend {
+            if steps < ckpt.state.step {
+                return Err(format!(
+                    "--steps {steps}: the run in {} is already at step {}",
+                    dir.display(),
+                    ckpt.state.step
+                ));
+            }
+            ckpt.config.steps = steps;
+            checkpoint::write_atomic(&dir.join("config.toml"), ckpt.config.to_toml().as_bytes())?;
+        }
         let run = run::build(&ckpt.config)?;
         return train(&dir, &ckpt.config, run, ckpt.state, &options);
     }

@@ -105,6 +105,34 @@ fn a_killed_run_resumes_bit_identically() {
 }
 
 #[test]
+fn resume_with_steps_extends_a_finished_run_exactly() {
+    let root = scratch("extend");
+    let (whole, short) = (root.join("whole"), root.join("short"));
+    let args = |out: &Path, steps: &str| {
+        let mut a = train_args(out);
+        a[2] = steps.into();
+        a
+    };
+    ok(theta().args(args(&whole, "300")).output().unwrap());
+    ok(theta().args(args(&short, "200")).output().unwrap());
+    ok(theta()
+        .args(["train", "--quiet", "--steps", "300", "--resume"])
+        .arg(&short)
+        .output()
+        .unwrap());
+    let read = |d: &Path| std::fs::read(d.join("checkpoint.theta")).unwrap();
+    assert!(read(&whole) == read(&short), "200 + 100 steps differ from 300");
+    let config = std::fs::read_to_string(short.join("config.toml")).unwrap();
+    assert!(config.contains("steps = 300"), "{config}");
+    // Shortening is refused.
+    let err = one_line_error(
+        &theta().args(["train", "--steps", "100", "--resume"]).arg(&short).output().unwrap(),
+    );
+    assert!(err.contains("already at step 300"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn bad_checkpoints_are_refused_and_left_alone() {
     let root = scratch("bad");
     let run = root.join("run");
@@ -175,7 +203,7 @@ fn bad_configurations_are_one_readable_line() {
     assert!(err.contains("--stepz"), "{err}");
     // --resume with configuration flags contradicts itself.
     let err = one_line_error(
-        &theta().args(["train", "--steps", "5", "--resume"]).arg(&out).output().unwrap(),
+        &theta().args(["train", "--seed", "5", "--resume"]).arg(&out).output().unwrap(),
     );
     assert!(err.contains("--resume"), "{err}");
     let _ = std::fs::remove_dir_all(&root);
