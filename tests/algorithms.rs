@@ -266,20 +266,66 @@ fn divergence_is_reported_with_its_step() {
     let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
     let dist = Sinusoid::new(10, 10).unwrap();
     let sgd = Sgd::new(1e3).unwrap();
-    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
-    let mut state = TrainState { theta, optimizer: (), rng: rng_from_seed(1), step: 0 };
-    let mut maml = Maml::new(MamlConfig { inner_lr: 0.5, inner_steps: 5 }).unwrap();
-    let err = Trainer::new(&mlp, &dist, 5)
-        .unwrap()
-        .run(&mut maml, &sgd, &mut state, 1000, &mut ())
-        .unwrap_err();
-    let MetaError::Diverged { step, .. } = &err else { panic!("{err}") };
-    assert_eq!(*step, state.step + 1, "θ is left as it was before the failing step");
-    assert!(state.theta.iter().all(|x| x.is_finite()));
-    assert!(
-        err.to_string().starts_with(&format!("training diverged at meta-step {step}: ")),
-        "{err}"
-    );
+    let mut steps = Vec::new();
+    // One thread, and persistent workers (which must all be released).
+    for threads in [1, 2, 3] {
+        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+        let mut state = TrainState { theta, optimizer: (), rng: rng_from_seed(1), step: 0 };
+        let mut maml = Maml::new(MamlConfig { inner_lr: 0.5, inner_steps: 5 }).unwrap();
+        let err = Trainer::new(&mlp, &dist, 5)
+            .unwrap()
+            .with_threads(threads)
+            .unwrap()
+            .run(&mut maml, &sgd, &mut state, 1000, &mut ())
+            .unwrap_err();
+        let MetaError::Diverged { step, .. } = &err else { panic!("{err}") };
+        assert_eq!(*step, state.step + 1, "θ is left as it was before the failing step");
+        assert!(state.theta.iter().all(|x| x.is_finite()));
+        assert!(
+            err.to_string().starts_with(&format!("training diverged at meta-step {step}: ")),
+            "{err}"
+        );
+        steps.push(*step);
+    }
+    assert!(steps.iter().all(|&s| s == steps[0]), "{steps:?}");
+}
+
+#[test]
+fn run_on_workers_equals_step_by_step_and_stops_when_asked() {
+    use std::ops::ControlFlow;
+    use theta_meta::StepReport;
+    let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
+    let dist = Sinusoid::new(10, 10).unwrap();
+    let adam = Adam::new(1e-3).unwrap();
+    let fresh = || {
+        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(4));
+        TrainState {
+            optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+            theta,
+            rng: rng_from_seed(5),
+            step: 0,
+        }
+    };
+    let mut maml = Maml::new(MamlConfig::default()).unwrap();
+    // Step by step on one thread (`step` spawns nothing).
+    let mut a = fresh();
+    let mut one = Trainer::new(&mlp, &dist, 7).unwrap();
+    for _ in 0..12 {
+        one.step(&mut maml, &adam, &mut a).unwrap();
+    }
+    // Persistent workers, stopped by the observer after 12 of 50 steps, and
+    // the same trainer run again: its buffers came back whole.
+    let mut b = fresh();
+    let mut four = Trainer::new(&mlp, &dist, 7).unwrap().with_threads(4).unwrap();
+    let mut seen = Vec::new();
+    let mut observe = |r: &StepReport<'_, f32, _>| {
+        seen.push(r.state.step);
+        if r.state.step == 8 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    four.run(&mut maml, &adam, &mut b, 50, &mut observe).unwrap();
+    assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
+    four.run(&mut maml, &adam, &mut b, 4, &mut ()).unwrap();
+    assert_eq!(a, b);
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use theta_meta::Trainer;
+use std::ops::ControlFlow;
+
+use theta_meta::{StepReport, Trainer};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::TrainConfig;
@@ -205,6 +207,45 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     train(&out, &config, run, state, &options)
 }
 
+/// After each meta-step: the progress bar, a metrics line every
+/// `log_every` steps, a checkpoint every `checkpoint_every` steps and at the end.
+fn observe_step(
+    r: &StepReport<'_, f32, run::OuterState>,
+    dir: &Path,
+    config: &TrainConfig,
+    options: &Options,
+    mpath: &Path,
+    log: &mut std::fs::File,
+    bar: &ProgressBar,
+    start: Instant,
+) -> Result<(), String> {
+    let (step, stats) = (r.state.step, &r.stats);
+    bar.set_position(step);
+    if step.is_multiple_of(10) {
+        bar.set_message(format!("meta-loss {:.4}", stats.meta_loss));
+    }
+    if step.is_multiple_of(options.log_every) || step == config.steps {
+        let elapsed = start.elapsed().as_secs_f64();
+        let (cg_it, cg_res) =
+            stats.cg.map_or((0, 0.0), |c| (c.iterations, c.max_relative_residual));
+        let line = match options.metrics {
+            MetricsFormat::Jsonl => format!(
+                "{{\"step\":{step},\"meta_loss\":{},\"elapsed_s\":{elapsed:.3},\"cg_iterations\":{cg_it},\"cg_max_relative_residual\":{cg_res:e}}}\n",
+                stats.meta_loss
+            ),
+            MetricsFormat::Csv => {
+                format!("{step},{},{elapsed:.3},{cg_it},{cg_res:e}\n", stats.meta_loss)
+            }
+        };
+        log.write_all(line.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", mpath.display()))?;
+    }
+    if step.is_multiple_of(options.checkpoint_every) || step == config.steps {
+        checkpoint::save(dir, &Checkpoint { config: config.clone(), state: r.state.clone() })?;
+    }
+    Ok(())
+}
+
 fn train(
     dir: &Path,
     config: &TrainConfig,
@@ -233,34 +274,24 @@ fn train(
     bar.set_position(state.step);
     let start = Instant::now();
     let first = state.step;
-    while state.step < config.steps {
-        let stats = trainer
-            .step(run.learner.as_mut(), &run.outer, &mut state)
-            .map_err(|e| format!("{e} (the last checkpoint is in {})", dir.display()))?;
-        let step = state.step;
-        bar.set_position(step);
-        if step.is_multiple_of(10) {
-            bar.set_message(format!("meta-loss {:.4}", stats.meta_loss));
+    // The observer logs, checkpoints and draws; a failure to write stops the
+    // run and is reported after it.
+    let mut failure: Option<String> = None;
+    let mut observe = |r: &StepReport<'_, f32, run::OuterState>| match observe_step(
+        r, dir, config, options, &mpath, &mut log, &bar, start,
+    ) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            failure = Some(e);
+            ControlFlow::Break(())
         }
-        if step.is_multiple_of(options.log_every) || step == config.steps {
-            let elapsed = start.elapsed().as_secs_f64();
-            let (cg_it, cg_res) =
-                stats.cg.map_or((0, 0.0), |c| (c.iterations, c.max_relative_residual));
-            let line = match options.metrics {
-                MetricsFormat::Jsonl => format!(
-                    "{{\"step\":{step},\"meta_loss\":{},\"elapsed_s\":{elapsed:.3},\"cg_iterations\":{cg_it},\"cg_max_relative_residual\":{cg_res:e}}}\n",
-                    stats.meta_loss
-                ),
-                MetricsFormat::Csv => {
-                    format!("{step},{},{elapsed:.3},{cg_it},{cg_res:e}\n", stats.meta_loss)
-                }
-            };
-            log.write_all(line.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", mpath.display()))?;
-        }
-        if step.is_multiple_of(options.checkpoint_every) || step == config.steps {
-            checkpoint::save(dir, &Checkpoint { config: config.clone(), state: state.clone() })?;
-        }
+    };
+    let remaining = config.steps.saturating_sub(state.step);
+    trainer
+        .run(run.learner.as_mut(), &run.outer, &mut state, remaining, &mut observe)
+        .map_err(|e| format!("{e} (the last checkpoint is in {})", dir.display()))?;
+    if let Some(e) = failure {
+        return Err(e);
     }
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();

@@ -105,32 +105,73 @@ pub fn reduce_in_order<T: Real>(
     grad: &mut [T],
     task_losses: &mut [f64],
 ) -> Result<StepStats, MetaError> {
-    let n = outcomes.len();
-    if n == 0 {
+    if outcomes.is_empty() {
         return Err(MetaError::EmptyBatch);
     }
-    theta_core::check_len("per-task loss buffer", n, task_losses.len())?;
-    let p = grad.len();
-    grad.fill(T::ZERO);
-    let mut total = 0.0;
-    let mut cg: Option<CgStats> = None;
-    for (t, o) in outcomes.iter().enumerate() {
-        axpy(T::ONE, &task_grads[t * p..(t + 1) * p], grad);
-        task_losses[t] = o.loss;
-        total += o.loss;
-        if let Some(c) = o.cg {
-            let acc = cg.get_or_insert_with(CgStats::default);
-            acc.iterations += c.iterations;
-            acc.max_relative_residual = acc.max_relative_residual.max(c.max_relative_residual);
+    theta_core::check_len("per-task loss buffer", outcomes.len(), task_losses.len())?;
+    theta_core::check_len("per-task gradients", outcomes.len() * grad.len(), task_grads.len())?;
+    let mut mean = BatchMean::new(grad, task_losses)?;
+    mean.add(task_grads, outcomes);
+    mean.finish()
+}
+
+/// [`reduce_in_order`] fed block by block: the same additions in the same
+/// order, for per-task gradients that live in several buffers (one per
+/// worker thread). Allocates nothing.
+pub struct BatchMean<'a, T> {
+    grad: &'a mut [T],
+    task_losses: &'a mut [f64],
+    tasks: usize,
+    total: f64,
+    cg: Option<CgStats>,
+}
+
+impl<'a, T: Real> BatchMean<'a, T> {
+    /// Starts a mean into `grad` (P numbers), with one loss slot per task of
+    /// the batch in `task_losses`.
+    pub fn new(grad: &'a mut [T], task_losses: &'a mut [f64]) -> Result<Self, MetaError> {
+        if task_losses.is_empty() {
+            return Err(MetaError::EmptyBatch);
+        }
+        grad.fill(T::ZERO);
+        Ok(BatchMean { grad, task_losses, tasks: 0, total: 0.0, cg: None })
+    }
+
+    /// Adds the next tasks: their gradients (`outcomes.len()` × P, task by
+    /// task) and outcomes.
+    ///
+    /// # Panics
+    /// If the gradients do not match the outcomes, or more tasks arrive than
+    /// the batch holds.
+    pub fn add(&mut self, task_grads: &[T], outcomes: &[TaskOutcome]) {
+        let p = self.grad.len();
+        assert_eq!(task_grads.len(), outcomes.len() * p, "one gradient per outcome");
+        for (g, o) in task_grads.chunks_exact(p.max(1)).zip(outcomes) {
+            axpy(T::ONE, g, self.grad);
+            self.task_losses[self.tasks] = o.loss;
+            self.tasks += 1;
+            self.total += o.loss;
+            if let Some(c) = o.cg {
+                let acc = self.cg.get_or_insert_with(CgStats::default);
+                acc.iterations += c.iterations;
+                acc.max_relative_residual = acc.max_relative_residual.max(c.max_relative_residual);
+            }
         }
     }
-    scale(T::ONE / T::from_usize(n), grad);
-    let meta_loss = total / n as f64;
-    if !meta_loss.is_finite() {
-        return Err(MetaError::NonFinite("the meta-loss".into()));
+
+    /// Divides by the number of tasks and checks that the meta-loss and the
+    /// meta-gradient are finite.
+    pub fn finish(self) -> Result<StepStats, MetaError> {
+        theta_core::check_len("tasks reduced", self.task_losses.len(), self.tasks)?;
+        let n = self.tasks;
+        scale(T::ONE / T::from_usize(n), self.grad);
+        let meta_loss = self.total / n as f64;
+        if !meta_loss.is_finite() {
+            return Err(MetaError::NonFinite("the meta-loss".into()));
+        }
+        if !all_finite(self.grad) {
+            return Err(MetaError::NonFinite("the meta-gradient".into()));
+        }
+        Ok(StepStats { meta_loss, cg: self.cg })
     }
-    if !all_finite(grad) {
-        return Err(MetaError::NonFinite("the meta-gradient".into()));
-    }
-    Ok(StepStats { meta_loss, cg })
 }

@@ -4,8 +4,8 @@
 //!   `theta-fomaml`, `theta-reptile`, `theta-imaml`, `theta-pretrained`): an
 //!   outer gradient for a batch of tasks, and an adaptation U(θ) to a new task.
 //! * [`InnerSgd`]: the inner loop U^m (φ ← φ − α∇L_s(φ)), written once.
-//! * [`reduce_in_order`]: the batch mean of per-task gradients, in task
-//!   order whatever thread computed them.
+//! * [`reduce_in_order`] and [`BatchMean`]: the batch mean of per-task
+//!   gradients, in task order whatever thread computed them.
 //! * [`Trainer`] and [`TrainState`]: the training loop, with [`Observer`]s
 //!   plugged in from outside and the state kept apart from the algorithm.
 //! * [`Evaluation`]: the protocol of cbfinn/maml (600 test tasks from a
@@ -21,5 +21,5 @@ mod train;
 pub use error::{MetaError, at_least_one, positive};
 pub use eval::{Adaptation, EvalPoint, Evaluation, Stat};
 pub use inner::InnerSgd;
-pub use learner::{CgStats, MetaLearner, StepStats, TaskOutcome, reduce_in_order};
+pub use learner::{BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, reduce_in_order};
 pub use train::{Observer, StepReport, TrainState, Trainer};

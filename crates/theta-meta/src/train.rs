@@ -1,13 +1,17 @@
 //! The training loop: any [`MetaLearner`], any outer [`Optimizer`], observers
 //! plugged in from outside (argmin's executor pattern).
 
+use std::any::Any;
 use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, Mutex, MutexGuard, RwLock};
 
 use theta_core::{Model, Real, Rng, Task, TaskDistribution};
 use theta_optim::Optimizer;
 
 use crate::error::{MetaError, at_least_one};
-use crate::learner::{MetaLearner, StepStats, TaskOutcome, reduce_in_order};
+use crate::learner::{BatchMean, MetaLearner, StepStats, TaskOutcome, reduce_in_order};
 
 /// Everything that changes during training, and nothing else: θ, the outer
 /// optimizer's state, the task generator and the number of meta-steps taken.
@@ -26,36 +30,71 @@ pub struct TrainState<T, S> {
 
 /// What an observer sees after each meta-step.
 #[derive(Debug)]
-pub struct StepReport<'a, T> {
-    /// The meta-step just taken (1-based).
-    pub step: u64,
+pub struct StepReport<'a, T, S> {
     /// Its statistics.
     pub stats: StepStats,
     /// The per-task meta-losses of its batch.
     pub task_losses: &'a [f64],
-    /// θ after the update.
-    pub theta: &'a [T],
+    /// The state after the update: θ, the optimizer's state, the task
+    /// generator, and the step just taken (1-based) — all a checkpoint needs.
+    pub state: &'a TrainState<T, S>,
 }
 
 /// Watches training: progress bars, metric logs, checkpoints. Returning
-/// `ControlFlow::Break(())` stops the run after this step.
-pub trait Observer<T> {
+/// `ControlFlow::Break(())` stops the run after this step (an observer that
+/// fails, say to write a checkpoint, keeps its error and breaks).
+pub trait Observer<T, S> {
     /// Called after every meta-step.
-    fn on_step(&mut self, report: &StepReport<'_, T>) -> ControlFlow<()>;
+    fn on_step(&mut self, report: &StepReport<'_, T, S>) -> ControlFlow<()>;
 }
 
 /// Observes nothing.
-impl<T> Observer<T> for () {
-    fn on_step(&mut self, _: &StepReport<'_, T>) -> ControlFlow<()> {
+impl<T, S> Observer<T, S> for () {
+    fn on_step(&mut self, _: &StepReport<'_, T, S>) -> ControlFlow<()> {
         ControlFlow::Continue(())
     }
 }
 
 /// Any closure over a step report is an observer.
-impl<T, F: FnMut(&StepReport<'_, T>) -> ControlFlow<()>> Observer<T> for F {
-    fn on_step(&mut self, report: &StepReport<'_, T>) -> ControlFlow<()> {
+impl<T, S, F: FnMut(&StepReport<'_, T, S>) -> ControlFlow<()>> Observer<T, S> for F {
+    fn on_step(&mut self, report: &StepReport<'_, T, S>) -> ControlFlow<()> {
         self(report)
     }
+}
+
+/// One worker's share of a meta-batch during [`Trainer::run`]: its tasks,
+/// their gradients and outcomes, and how its last step went.
+struct Block<T> {
+    tasks: Vec<Task<T>>,
+    grads: Vec<T>,
+    outcomes: Vec<TaskOutcome>,
+    result: Result<(), MetaError>,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl<T: Real> Block<T> {
+    /// The gradients of this block's tasks at θ; a panic is kept, not
+    /// propagated, so that every thread still meets at the barriers.
+    fn compute(&mut self, learner: &mut dyn MetaLearner<T>, model: &dyn Model<T>, theta: &[T]) {
+        let p = theta.len();
+        let Block { tasks, grads, outcomes, result, panic } = self;
+        match catch_unwind(AssertUnwindSafe(|| {
+            for ((task, g), o) in
+                tasks.iter().zip(grads.chunks_exact_mut(p)).zip(outcomes.iter_mut())
+            {
+                *o = learner.task_gradient(model, theta, task, g)?;
+            }
+            Ok(())
+        })) {
+            Ok(r) => *result = r,
+            Err(payload) => *panic = Some(payload),
+        }
+    }
+}
+
+fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
+    // A worker never panics while holding its lock (panics are caught inside).
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs meta-steps: sample a batch of tasks, compute each task's outer
@@ -201,27 +240,159 @@ impl<'a, T: Real> Trainer<'a, T> {
     }
 
     /// `steps` meta-steps, reporting each to `observer`; stops early if the
-    /// observer asks to.
+    /// observer asks to (or fails).
+    ///
+    /// With several threads the workers live for the whole run: each step,
+    /// this thread samples every task (in task order, from `state.rng`),
+    /// publishes θ, computes the first block itself while the workers compute
+    /// theirs, then adds all gradients in task order. Two barrier waits per
+    /// step replace spawning threads (tens of microseconds each), and the bits
+    /// are those of one thread.
     pub fn run<O: Optimizer<T>>(
         &mut self,
         learner: &mut dyn MetaLearner<T>,
         outer: &O,
         state: &mut TrainState<T, O::State>,
         steps: u64,
-        observer: &mut dyn Observer<T>,
+        observer: &mut dyn Observer<T, O::State>,
     ) -> Result<(), MetaError> {
-        for _ in 0..steps {
-            let stats = self.step(learner, outer, state)?;
-            let report = StepReport {
-                step: state.step,
-                stats,
-                task_losses: &self.task_losses,
-                theta: &state.theta,
-            };
-            if observer.on_step(&report).is_break() {
-                break;
+        let threads = self.threads.min(self.tasks.len());
+        if threads <= 1 || steps == 0 {
+            for _ in 0..steps {
+                let stats = self.step(learner, outer, state)?;
+                let report = StepReport { stats, task_losses: &self.task_losses, state };
+                if observer.on_step(&report).is_break() {
+                    break;
+                }
             }
+            return Ok(());
         }
-        Ok(())
+        theta_core::check_len("θ length", self.model.num_params(), state.theta.len())?;
+        let p = self.grad.len();
+        let block = self.tasks.len().div_ceil(threads);
+        // Move the batch's buffers into one block per thread for the run.
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let mut blocks: Vec<Block<T>> = Vec::with_capacity(threads);
+        while !tasks.is_empty() {
+            let rest = tasks.split_off(block.min(tasks.len()));
+            let k = tasks.len();
+            blocks.push(Block {
+                tasks: std::mem::replace(&mut tasks, rest),
+                grads: vec![T::ZERO; k * p],
+                outcomes: vec![TaskOutcome::default(); k],
+                result: Ok(()),
+                panic: None,
+            });
+        }
+        while self.workers.len() < blocks.len() - 1 {
+            self.workers.push(learner.boxed_clone());
+        }
+        let mut first = blocks.remove(0);
+        let shared: Vec<Mutex<Block<T>>> = blocks.into_iter().map(Mutex::new).collect();
+        let result =
+            self.run_with_workers(learner, outer, state, steps, observer, &mut first, &shared);
+        // Give the buffers back, in task order.
+        self.tasks = first.tasks;
+        for b in shared {
+            self.tasks.extend(b.into_inner().unwrap_or_else(|e| e.into_inner()).tasks);
+        }
+        result
+    }
+
+    fn run_with_workers<O: Optimizer<T>>(
+        &mut self,
+        learner: &mut dyn MetaLearner<T>,
+        outer: &O,
+        state: &mut TrainState<T, O::State>,
+        steps: u64,
+        observer: &mut dyn Observer<T, O::State>,
+        first: &mut Block<T>,
+        shared: &[Mutex<Block<T>>],
+    ) -> Result<(), MetaError> {
+        let model = self.model;
+        let dist = self.dist;
+        let theta_copy = RwLock::new(state.theta.clone());
+        let start = Barrier::new(shared.len() + 1);
+        let end = Barrier::new(shared.len() + 1);
+        let stop = AtomicBool::new(false);
+        let (grad, task_losses) = (&mut self.grad, &mut self.task_losses);
+        std::thread::scope(|s| {
+            for (worker, block) in self.workers.iter_mut().zip(shared) {
+                let (theta_copy, start, end, stop) = (&theta_copy, &start, &end, &stop);
+                s.spawn(move || {
+                    loop {
+                        start.wait();
+                        if stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        {
+                            let theta = theta_copy.read().unwrap_or_else(|e| e.into_inner());
+                            lock(block).compute(worker.as_mut(), model, &theta);
+                        }
+                        end.wait();
+                    }
+                });
+            }
+            // Everything this thread does while the workers wait at `start`;
+            // a panic here must still release them, hence the catch.
+            let steps_taken = catch_unwind(AssertUnwindSafe(|| -> Result<(), MetaError> {
+                for _ in 0..steps {
+                    let step = state.step + 1;
+                    let wrap = |e: MetaError| MetaError::Diverged { step, source: Box::new(e) };
+                    dist.sample_batch_into(&mut state.rng, &mut first.tasks)
+                        .map_err(|e| wrap(e.into()))?;
+                    for b in shared {
+                        dist.sample_batch_into(&mut state.rng, &mut lock(b).tasks)
+                            .map_err(|e| wrap(e.into()))?;
+                    }
+                    theta_copy
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .copy_from_slice(&state.theta);
+                    start.wait();
+                    first.compute(learner, model, &state.theta);
+                    end.wait();
+                    // Reduce in task order; the first failure in task order wins.
+                    let mut mean = BatchMean::new(grad, task_losses)?;
+                    let mut failure = None;
+                    let mut panic = None;
+                    let mut visit = |b: &mut Block<T>| {
+                        mean.add(&b.grads, &b.outcomes);
+                        if let Some(payload) = b.panic.take() {
+                            panic.get_or_insert(payload);
+                        }
+                        if let Err(e) = std::mem::replace(&mut b.result, Ok(())) {
+                            failure.get_or_insert(e);
+                        }
+                    };
+                    visit(first);
+                    for b in shared {
+                        visit(&mut lock(b));
+                    }
+                    if let Some(payload) = panic {
+                        resume_unwind(payload);
+                    }
+                    if let Some(e) = failure {
+                        return Err(wrap(e));
+                    }
+                    let stats = mean.finish().map_err(wrap)?;
+                    outer
+                        .step(&mut state.theta, grad, &mut state.optimizer)
+                        .map_err(|e| wrap(e.into()))?;
+                    state.step = step;
+                    let report = StepReport { stats, task_losses, state };
+                    if observer.on_step(&report).is_break() {
+                        break;
+                    }
+                }
+                Ok(())
+            }));
+            stop.store(true, Ordering::Release);
+            start.wait();
+            match steps_taken {
+                Ok(result) => result,
+                Err(payload) => resume_unwind(payload),
+            }
+        })
     }
 }

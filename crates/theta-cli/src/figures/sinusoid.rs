@@ -14,7 +14,7 @@ use theta_imaml::{Imaml, ImamlConfig};
 use theta_maml::{Maml, MamlConfig};
 use theta_meta::{EvalPoint, Evaluation, MetaLearner, StepReport, TrainState, Trainer};
 use theta_models::{Init, Mlp, MlpSpec};
-use theta_optim::{Adam, Optimizer};
+use theta_optim::{Adam, AdamState, Optimizer};
 use theta_pretrained::{Pretrained, PretrainedConfig};
 use theta_reptile::{Reptile, ReptileConfig};
 use theta_tasks::{Sinusoid, SinusoidParams};
@@ -66,10 +66,10 @@ pub(crate) fn train(
     };
     let every = (steps / 100).max(1);
     let (mut curve, mut sum) = (Vec::new(), 0.0);
-    let mut observe = |r: &StepReport<'_, f32>| {
+    let mut observe = |r: &StepReport<'_, f32, AdamState<f32>>| {
         sum += r.stats.meta_loss;
-        if r.step.is_multiple_of(every) {
-            curve.push((r.step, sum / every as f64));
+        if r.state.step.is_multiple_of(every) {
+            curve.push((r.state.step, sum / every as f64));
             sum = 0.0;
         }
         ControlFlow::Continue(())
