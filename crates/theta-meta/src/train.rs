@@ -62,10 +62,10 @@ impl<T, S, F: FnMut(&StepReport<'_, T, S>) -> ControlFlow<()>> Observer<T, S> fo
     }
 }
 
-/// One worker's share of a meta-batch during [`Trainer::run`]: its tasks,
+/// One worker's share of a meta-batch during [`Trainer::run`]: which tasks,
 /// their gradients and outcomes, and how its last step went.
 struct Block<T> {
-    tasks: Vec<Task<T>>,
+    tasks: std::ops::Range<usize>,
     grads: Vec<T>,
     outcomes: Vec<TaskOutcome>,
     result: Result<(), MetaError>,
@@ -75,12 +75,18 @@ struct Block<T> {
 impl<T: Real> Block<T> {
     /// The gradients of this block's tasks at θ; a panic is kept, not
     /// propagated, so that every thread still meets at the barriers.
-    fn compute(&mut self, learner: &mut dyn MetaLearner<T>, model: &dyn Model<T>, theta: &[T]) {
+    fn compute(
+        &mut self,
+        learner: &mut dyn MetaLearner<T>,
+        model: &dyn Model<T>,
+        theta: &[T],
+        batch: &[Task<T>],
+    ) {
         let p = theta.len();
         let Block { tasks, grads, outcomes, result, panic } = self;
         match catch_unwind(AssertUnwindSafe(|| {
             for ((task, g), o) in
-                tasks.iter().zip(grads.chunks_exact_mut(p)).zip(outcomes.iter_mut())
+                batch[tasks.clone()].iter().zip(grads.chunks_exact_mut(p)).zip(outcomes.iter_mut())
             {
                 *o = learner.task_gradient(model, theta, task, g)?;
             }
@@ -270,32 +276,32 @@ impl<'a, T: Real> Trainer<'a, T> {
         theta_core::check_len("θ length", self.model.num_params(), state.theta.len())?;
         let p = self.grad.len();
         let block = self.tasks.len().div_ceil(threads);
-        // Move the batch's buffers into one block per thread for the run.
-        let mut tasks = std::mem::take(&mut self.tasks);
-        let mut blocks: Vec<Block<T>> = Vec::with_capacity(threads);
-        while !tasks.is_empty() {
-            let rest = tasks.split_off(block.min(tasks.len()));
-            let k = tasks.len();
-            blocks.push(Block {
-                tasks: std::mem::replace(&mut tasks, rest),
-                grads: vec![T::ZERO; k * p],
-                outcomes: vec![TaskOutcome::default(); k],
-                result: Ok(()),
-                panic: None,
-            });
-        }
+        let n = self.tasks.len();
+        let blocks: Vec<Block<T>> = (0..n)
+            .step_by(block)
+            .map(|lo| {
+                let k = block.min(n - lo);
+                Block {
+                    tasks: lo..lo + k,
+                    grads: vec![T::ZERO; k * p],
+                    outcomes: vec![TaskOutcome::default(); k],
+                    result: Ok(()),
+                    panic: None,
+                }
+            })
+            .collect();
         while self.workers.len() < blocks.len() - 1 {
             self.workers.push(learner.boxed_clone());
         }
-        let mut first = blocks.remove(0);
-        let shared: Vec<Mutex<Block<T>>> = blocks.into_iter().map(Mutex::new).collect();
-        let result =
-            self.run_with_workers(learner, outer, state, steps, observer, &mut first, &shared);
-        // Give the buffers back, in task order.
-        self.tasks = first.tasks;
-        for b in shared {
-            self.tasks.extend(b.into_inner().unwrap_or_else(|e| e.into_inner()).tasks);
-        }
+        // The batch, sampled by this thread and read by all, lives in a lock
+        // for the run and comes back afterwards.
+        let batch = RwLock::new(std::mem::take(&mut self.tasks));
+        let mut blocks = blocks.into_iter();
+        let mut first = blocks.next().expect("a batch has a task");
+        let shared: Vec<Mutex<Block<T>>> = blocks.map(Mutex::new).collect();
+        let result = self
+            .run_with_workers(learner, outer, state, steps, observer, &batch, &mut first, &shared);
+        self.tasks = batch.into_inner().unwrap_or_else(|e| e.into_inner());
         result
     }
 
@@ -306,6 +312,7 @@ impl<'a, T: Real> Trainer<'a, T> {
         state: &mut TrainState<T, O::State>,
         steps: u64,
         observer: &mut dyn Observer<T, O::State>,
+        batch: &RwLock<Vec<Task<T>>>,
         first: &mut Block<T>,
         shared: &[Mutex<Block<T>>],
     ) -> Result<(), MetaError> {
@@ -327,7 +334,8 @@ impl<'a, T: Real> Trainer<'a, T> {
                         }
                         {
                             let theta = theta_copy.read().unwrap_or_else(|e| e.into_inner());
-                            lock(block).compute(worker.as_mut(), model, &theta);
+                            let tasks = batch.read().unwrap_or_else(|e| e.into_inner());
+                            lock(block).compute(worker.as_mut(), model, &theta, &tasks);
                         }
                         end.wait();
                     }
@@ -339,10 +347,9 @@ impl<'a, T: Real> Trainer<'a, T> {
                 for _ in 0..steps {
                     let step = state.step + 1;
                     let wrap = |e: MetaError| MetaError::Diverged { step, source: Box::new(e) };
-                    dist.sample_batch_into(&mut state.rng, &mut first.tasks)
-                        .map_err(|e| wrap(e.into()))?;
-                    for b in shared {
-                        dist.sample_batch_into(&mut state.rng, &mut lock(b).tasks)
+                    {
+                        let mut tasks = batch.write().unwrap_or_else(|e| e.into_inner());
+                        dist.sample_batch_into(&mut state.rng, &mut tasks)
                             .map_err(|e| wrap(e.into()))?;
                     }
                     theta_copy
@@ -350,7 +357,10 @@ impl<'a, T: Real> Trainer<'a, T> {
                         .unwrap_or_else(|e| e.into_inner())
                         .copy_from_slice(&state.theta);
                     start.wait();
-                    first.compute(learner, model, &state.theta);
+                    {
+                        let tasks = batch.read().unwrap_or_else(|e| e.into_inner());
+                        first.compute(learner, model, &state.theta, &tasks);
+                    }
                     end.wait();
                     // Reduce in task order; the first failure in task order wins.
                     let mut mean = BatchMean::new(grad, task_losses)?;
