@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use theta_meta::{EvalPoint, Evaluation, Stat};
 
 use crate::checkpoint;
+use crate::figures::classification::FewShotTask;
 use crate::run;
 
 /// Arguments of `theta eval`.
@@ -31,6 +32,11 @@ pub(crate) struct Args {
     /// Query points per test task (per class for classification) [100; 15 for omniglot]
     #[arg(long)]
     query: Option<usize>,
+    /// Also draw one test task of image classification runs (Omniglot): its
+    /// support drawings and its query drawings marked right or wrong after the
+    /// algorithm's own adaptation, as DIR/<algorithm>-task.svg and .png.
+    #[arg(long, value_name = "DIR")]
+    figure: Option<PathBuf>,
     /// Also write the results as JSON to FILE ("-" for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -103,6 +109,26 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     if let Some(p) = &own {
         row("own".into(), p);
         println!("(own: the algorithm's own adaptation, iMAML's proximal solve)");
+    }
+    if let Some(dir) = &args.figure {
+        if config.task != "omniglot" {
+            return Err("--figure draws image classification tasks; this run is not one".into());
+        }
+        let task =
+            test.sample(&mut theta_core::rng_from_seed(args.seed)).map_err(|e| e.to_string())?;
+        let model = &built.model;
+        let learner = &mut built.learner;
+        let mut adapt = |t: &[f32], s: &theta_core::Split<f32>, phi: &mut [f32]| {
+            learner.adapt(model, t, s, phi)
+        };
+        let what = format!("{} after {} meta-steps", config.algorithm, ckpt.state.step);
+        let fig =
+            FewShotTask::compute(model, theta, &task, theta_omniglot::SIDE, &what, &mut adapt)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let [svg, png] =
+            crate::figures::plot::save(&fig, dir, &format!("{}-task", config.algorithm))?;
+        eprintln!("wrote {} and {}", svg.display(), png.display());
     }
     if let Some(path) = &args.json {
         let json = serde_json::json!({

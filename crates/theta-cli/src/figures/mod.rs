@@ -9,6 +9,7 @@
 //! | `e-imaml-proximal` | the proximal solutions φ*(θ) for several λ |
 //! | `f-comparison` | all five algorithms: meta-training curves, query MSE against adaptation steps with 95% bands |
 
+pub(crate) mod classification;
 pub(crate) mod landscapes;
 pub(crate) mod plot;
 pub(crate) mod sinusoid;
