@@ -7,7 +7,8 @@
 //! `target/theta-bench/latest.json` (and `NAME.json` with `--save NAME`);
 //! `--baseline NAME` prints each benchmark's ratio against a saved run and
 //! flags the ones slower by more than `--threshold` (default 20%: these
-//! machines are shared and noisy).
+//! machines are shared and noisy). `--peers` also runs the JAX and PyTorch
+//! versions of the algorithm workload (`peers.rs`) and prints the ratios.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ const META_BATCH: f64 = 25.0;
 
 struct Options {
     quick: bool,
+    peers: bool,
     save: Option<String>,
     baseline: Option<String>,
     threshold: f64,
@@ -28,14 +30,21 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut o =
-        Options { quick: false, save: None, baseline: None, threshold: 0.2, filter: Vec::new() };
+    let mut o = Options {
+        quick: false,
+        peers: false,
+        save: None,
+        baseline: None,
+        threshold: 0.2,
+        filter: Vec::new(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value =
             |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--peers" => o.peers = true,
             "--save" => o.save = Some(value("--save")?),
             "--baseline" => o.baseline = Some(value("--baseline")?),
             "--threshold" => {
@@ -174,6 +183,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 gflops.map_or(String::new(), |g| format!("{g:.1}"))
             );
         }
+    }
+
+    if o.peers {
+        let theta: BTreeMap<String, f64> = algos
+            .iter()
+            .map(|(id, m)| (id["algorithms/".len()..].to_string(), 1e9 / m.median_ns))
+            .collect();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let peers = crate::peers::run(&root, if o.quick { 1.0 } else { 3.0 });
+        crate::peers::print_table(&theta, &peers);
     }
 
     let json = json!({

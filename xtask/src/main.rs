@@ -9,6 +9,7 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod peers;
 
 /// The README's test command; `.ci/run` calls it too.
 const TEST: &[&str] = &["test", "--workspace"];
@@ -24,8 +25,9 @@ fn main() -> ExitCode {
             println!(
                 "usage: cargo xtask <command>\n\ncommands:\n\
                  \x20 ci       formatting, clippy -D warnings and `cargo test --workspace`, as CI runs them\n\
-                 \x20 bench    [--quick] [--save NAME] [--baseline NAME] [--threshold 0.2] [FILTER]\n\
-                 \x20          the benchmarks as one table of algorithm and kernel throughput\n\
+                 \x20 bench    [--quick] [--peers] [--save NAME] [--baseline NAME] [--threshold 0.2] [FILTER]\n\
+                 \x20          the benchmarks as one table of algorithm and kernel throughput;\n\
+                 \x20          --peers also runs benches/peers/ (JAX, PyTorch) and prints the ratios\n\
                  \x20 figures  [theta figures options]: the article's figures into docs/figures\n\
                  \x20 snapshots [--check]: re-record the insta snapshots for review, or check them (CI)"
             );
