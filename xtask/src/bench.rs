@@ -126,6 +126,50 @@ fn time(ns: f64) -> String {
     }
 }
 
+/// Peak resident memory of MAML with m = 1, 5, 10, 20 inner steps, one
+/// process each (`benches/examples/maml_memory.rs`), against the m·P
+/// numbers its reverse pass must hold.
+fn memory(target: &Path) -> Result<(), String> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-q", "-p", "theta-benches", "--example", "maml_memory"])
+        .status()
+        .map_err(|e| format!("cannot build the memory example: {e}"))?;
+    if !status.success() {
+        return Err("the memory example did not build".into());
+    }
+    let exe = target.join("release/examples/maml_memory");
+    println!(
+        "\n{:<44} {:>14} {:>16} {:>16}",
+        "MAML memory (784-…-5 net, 32 × 80 rows)",
+        "peak RSS",
+        "growth vs m = 1",
+        "m·P f32 expected"
+    );
+    let mut base = None;
+    for m in [1u64, 5, 10, 20] {
+        let out = Command::new(&exe)
+            .arg(m.to_string())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        let [_, p, kib] = fields[..] else {
+            println!("  m = {m}: no reading ({})", text.trim());
+            continue;
+        };
+        let b = *base.get_or_insert((kib, m));
+        let mib = |k: f64| k / 1024.0;
+        println!(
+            "{:<44} {:>10.1} MiB {:>12.1} MiB {:>12.1} MiB",
+            format!("m = {m}"),
+            mib(kib as f64),
+            mib(kib as f64 - b.0 as f64),
+            (m - b.1) as f64 * p as f64 * 4.0 / (1024.0 * 1024.0)
+        );
+    }
+    Ok(())
+}
+
 /// Runs `cargo xtask bench`.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
@@ -183,6 +227,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 gflops.map_or(String::new(), |g| format!("{g:.1}"))
             );
         }
+    }
+
+    if o.filter.is_empty() {
+        memory(&target)?;
     }
 
     if o.peers {
