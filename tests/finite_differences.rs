@@ -3,23 +3,35 @@
 
 use theta_core::random::{below, rng_from_seed, uniform};
 use theta_core::{Activation, Loss, Matrix, Model, Pass, Scratch, Split, Targets};
-use theta_models::{Init, Mlp, MlpSpec};
+use theta_models::{BatchNormMlp, Init, Mlp, MlpSpec};
 use theta_tests::rel_err;
 
 const TOL: f64 = 1e-6;
 
 struct Case {
     mlp: Mlp,
+    /// The model under test: the MLP itself, or its batch-normalised twin.
+    model: Box<dyn Model<f64>>,
     theta: Vec<f64>,
     split: Split<f64>,
     v: Vec<f64>,
 }
 
 fn case(sizes: &[usize], hidden: Activation, output: Activation, loss: Loss, seed: u64) -> Case {
+    case_of_rows(sizes, hidden, output, loss, seed, 7)
+}
+
+fn case_of_rows(
+    sizes: &[usize],
+    hidden: Activation,
+    output: Activation,
+    loss: Loss,
+    seed: u64,
+    rows: usize,
+) -> Case {
     let mlp = Mlp::new(MlpSpec { layer_sizes: sizes.to_vec(), hidden, output, loss }).unwrap();
     let mut rng = rng_from_seed(seed);
     let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng);
-    let rows = 7;
     let (d_in, d_out) = (sizes[0], sizes[sizes.len() - 1]);
     let x: Vec<f64> = (0..rows * d_in).map(|_| uniform(&mut rng, -2.0, 2.0)).collect();
     let y = match loss {
@@ -37,11 +49,17 @@ fn case(sizes: &[usize], hidden: Activation, output: Activation, loss: Loss, see
     };
     let split = Split::new("support", Matrix::from_vec(rows, d_in, x).unwrap(), y).unwrap();
     let v: Vec<f64> = (0..theta.len()).map(|_| uniform(&mut rng, -1.0, 1.0)).collect();
-    Case { mlp, theta, split, v }
+    Case { model: Box::new(mlp.clone()), mlp, theta, split, v }
+}
+
+/// The same case on the batch-normalised network (θ has the same layout).
+fn batch_norm(mut c: Case, epsilon: f64) -> Case {
+    c.model = Box::new(BatchNormMlp::new(c.mlp.spec().clone(), epsilon).unwrap());
+    c
 }
 
 fn loss(c: &Case, theta: &[f64]) -> f64 {
-    let m: &dyn Model<f64> = &c.mlp;
+    let m: &dyn Model<f64> = c.model.as_ref();
     m.loss(
         theta,
         &c.split,
@@ -51,7 +69,7 @@ fn loss(c: &Case, theta: &[f64]) -> f64 {
 }
 
 fn grad(c: &Case, theta: &[f64]) -> Vec<f64> {
-    let m: &dyn Model<f64> = &c.mlp;
+    let m: &dyn Model<f64> = c.model.as_ref();
     let mut g = vec![0.0; theta.len()];
     let mut s = Scratch::new();
     m.loss_grad(theta, &c.split, &mut g, s.get(m, Pass::Gradient, c.split.len())).unwrap();
@@ -59,7 +77,7 @@ fn grad(c: &Case, theta: &[f64]) -> Vec<f64> {
 }
 
 fn outputs(c: &Case, theta: &[f64]) -> Vec<f64> {
-    let m: &dyn Model<f64> = &c.mlp;
+    let m: &dyn Model<f64> = c.model.as_ref();
     let mut out = vec![0.0; c.split.len() * m.output_dim()];
     let mut s = Scratch::new();
     m.predict(theta, c.split.x(), &mut out, s.get(m, Pass::Predict, c.split.len())).unwrap();
@@ -73,7 +91,7 @@ fn shifted(theta: &[f64], dir: &[f64], eps: f64) -> Vec<f64> {
 /// Checks gradient, Hessian-vector and Gauss-Newton-vector products of one
 /// case against finite differences, and the fused pass against the plain one.
 fn check(c: &Case, label: &str) {
-    let m: &dyn Model<f64> = &c.mlp;
+    let m: &dyn Model<f64> = c.model.as_ref();
     let p = c.theta.len();
     let n = c.split.len();
 
@@ -117,7 +135,7 @@ fn check(c: &Case, label: &str) {
     let mut u = vec![0.0; n * d];
     for r in 0..n {
         let (o, ju) = (&out[r * d..(r + 1) * d], &jv[r * d..(r + 1) * d]);
-        match c.mlp.spec().loss {
+        match m.loss_kind() {
             Loss::Mse => (0..d).for_each(|j| u[r * d + j] = 2.0 / n as f64 * ju[j]),
             Loss::SoftmaxCrossEntropy => {
                 let mx = o.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -179,6 +197,27 @@ fn single_layer_and_deep_networks() {
         &case(&[2, 8, 8, 8, 8, 8, 2], Activation::Tanh, Activation::Identity, Loss::Mse, 93),
         "deep tanh",
     );
+}
+
+/// Batch normalisation couples the rows of a batch; every derivative still
+/// matches finite differences, for every hidden activation, both losses,
+/// several depths, and a one-row batch (zero variance: ẑ = 0).
+#[test]
+fn batch_normalised_networks_match_finite_differences() {
+    let mut seed = 500;
+    for loss in [Loss::Mse, Loss::SoftmaxCrossEntropy] {
+        for hidden in Activation::ALL {
+            for sizes in [&[3, 5, 4, 2][..], &[2, 6, 3], &[4, 7, 5, 6, 3]] {
+                seed += 1;
+                let c = batch_norm(case(sizes, hidden, Activation::Identity, loss, seed), 1e-3);
+                check(&c, &format!("batch norm {sizes:?} {hidden} {loss}"));
+            }
+        }
+    }
+    let c = batch_norm(case(&[3, 5, 2], Activation::Tanh, Activation::Sigmoid, Loss::Mse, 7), 0.5);
+    check(&c, "batch norm, sigmoid output, ε = 0.5");
+    let one = case_of_rows(&[3, 4, 2], Activation::Tanh, Activation::Identity, Loss::Mse, 8, 1);
+    check(&batch_norm(one, 1e-3), "batch norm, one row");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use theta_core::random::rng_from_seed;
 use theta_core::{Loss, Model, Pass, Scratch, Task, TaskDistribution};
-use theta_models::{Init, Mlp, MlpSpec};
+use theta_models::{BatchNormMlp, Init, Mlp, MlpSpec};
 use theta_tasks::{GaussianBlobs, Sinusoid};
 
 struct Counting;
@@ -45,7 +45,17 @@ fn passes_allocate_nothing<T: theta_core::Real>(
     dist: &dyn TaskDistribution<T>,
 ) {
     let mlp = Mlp::new(MlpSpec::relu(sizes, loss)).unwrap();
-    let model: &dyn Model<T> = &mlp;
+    let bn = BatchNormMlp::new(MlpSpec::relu(sizes, loss), 1e-3).unwrap();
+    passes_of_model_allocate_nothing(&mlp, &mlp, sizes, dist);
+    passes_of_model_allocate_nothing(&bn, &mlp, sizes, dist);
+}
+
+fn passes_of_model_allocate_nothing<T: theta_core::Real>(
+    model: &dyn Model<T>,
+    mlp: &Mlp,
+    sizes: &[usize],
+    dist: &dyn TaskDistribution<T>,
+) {
     let mut rng = rng_from_seed(0);
     let theta: Vec<T> = mlp.init(Init::UniformFanIn, &mut rng);
     let p = theta.len();

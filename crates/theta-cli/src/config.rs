@@ -30,6 +30,9 @@ pub(crate) struct TrainConfig {
     pub(crate) outer_lr: f64,
     /// Hidden widths of the MLP (input and output widths come from the task).
     pub(crate) hidden: Vec<usize>,
+    /// Batch-normalise each hidden layer before its activation (no scale, the
+    /// bias as offset, statistics of the batch at hand: cbfinn/maml's).
+    pub(crate) batch_norm: bool,
     /// identity | relu | tanh | sigmoid, the hidden activation.
     pub(crate) activation: String,
     /// uniform | truncated-normal
@@ -75,6 +78,7 @@ impl Default for TrainConfig {
             outer_optimizer: "adam".into(),
             outer_lr: 1e-3,
             hidden: vec![40, 40],
+            batch_norm: false,
             activation: "relu".into(),
             init: "uniform".into(),
             support: 10,

@@ -69,9 +69,10 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     let eval =
         Evaluation::new(args.tasks, args.seed, alpha, args.max_steps).map_err(|e| e.to_string())?;
     let theta = &ckpt.state.theta;
-    let curve = eval.sgd_curve(&built.model, theta, test.as_ref()).map_err(|e| e.to_string())?;
+    let curve =
+        eval.sgd_curve(built.model.as_model(), theta, test.as_ref()).map_err(|e| e.to_string())?;
     let own = if config.algorithm == "imaml" {
-        let model = &built.model;
+        let model = built.model.as_model();
         let learner = &mut built.learner;
         let mut adapt = |t: &[f32], s: &theta_core::Split<f32>, phi: &mut [f32]| {
             learner.adapt(model, t, s, phi)
@@ -116,7 +117,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         }
         let task =
             test.sample(&mut theta_core::rng_from_seed(args.seed)).map_err(|e| e.to_string())?;
-        let model = &built.model;
+        let model = built.model.as_model();
         let learner = &mut built.learner;
         let mut adapt = |t: &[f32], s: &theta_core::Split<f32>, phi: &mut [f32]| {
             learner.adapt(model, t, s, phi)

@@ -10,7 +10,7 @@ use theta_fomaml::{Fomaml, FomamlConfig};
 use theta_imaml::{Curvature, Imaml, ImamlConfig, InnerSolver};
 use theta_maml::{Maml, MamlConfig};
 use theta_meta::{MetaLearner, TrainState};
-use theta_models::{Init, Mlp, MlpSpec};
+use theta_models::{BatchNormMlp, Init, Mlp, MlpSpec};
 use theta_optim::{Adam, AdamState, OptimError, Optimizer, Sgd};
 use theta_pretrained::{Pretrained, PretrainedConfig};
 use theta_reptile::{InnerOptimizer, Reptile, ReptileConfig};
@@ -61,9 +61,31 @@ impl Optimizer<f32> for Outer {
     }
 }
 
+/// The network of a run: the MLP, or its batch-normalised twin (same θ layout).
+pub(crate) enum Network {
+    Plain(Mlp),
+    BatchNorm(BatchNormMlp),
+}
+
+impl Network {
+    pub(crate) fn as_model(&self) -> &dyn Model<f32> {
+        match self {
+            Network::Plain(m) => m,
+            Network::BatchNorm(m) => m,
+        }
+    }
+
+    fn init(&self, init: Init, seed: u64) -> Vec<f32> {
+        match self {
+            Network::Plain(m) => m.init(init, &mut rng_from_seed(seed)),
+            Network::BatchNorm(m) => m.init(init, &mut rng_from_seed(seed)),
+        }
+    }
+}
+
 /// Everything a run is made of.
 pub(crate) struct Run {
-    pub(crate) model: Mlp,
+    pub(crate) model: Network,
     pub(crate) dist: Box<dyn TaskDistribution<f32>>,
     pub(crate) learner: Box<dyn MetaLearner<f32>>,
     pub(crate) outer: Outer,
@@ -157,7 +179,10 @@ pub(crate) fn task_family(
 }
 
 /// The network for a configuration and task family.
-pub(crate) fn network(c: &TrainConfig, dist: &dyn TaskDistribution<f32>) -> Result<Mlp, String> {
+pub(crate) fn network(
+    c: &TrainConfig,
+    dist: &dyn TaskDistribution<f32>,
+) -> Result<Network, String> {
     let hidden = Activation::from_name(&c.activation).ok_or_else(|| {
         format!("unknown activation {:?} (expected identity, relu, tanh or sigmoid)", c.activation)
     })?;
@@ -169,9 +194,17 @@ pub(crate) fn network(c: &TrainConfig, dist: &dyn TaskDistribution<f32>) -> Resu
     } else {
         Activation::Identity
     };
-    Mlp::new(MlpSpec { layer_sizes: sizes, hidden, output, loss: dist.loss() })
-        .map_err(|e| e.to_string())
+    let spec = MlpSpec { layer_sizes: sizes, hidden, output, loss: dist.loss() };
+    let e = |e: theta_core::Error| e.to_string();
+    Ok(if c.batch_norm {
+        Network::BatchNorm(BatchNormMlp::new(spec, BATCH_NORM_EPSILON).map_err(e)?)
+    } else {
+        Network::Plain(Mlp::new(spec).map_err(e)?)
+    })
 }
+
+/// ε of batch normalisation: TensorFlow's default, which cbfinn/maml uses.
+const BATCH_NORM_EPSILON: f64 = 1e-3;
 
 /// Builds a run, checking every name and value.
 pub(crate) fn build(c: &TrainConfig) -> Result<Run, String> {
@@ -253,9 +286,9 @@ impl Run {
         } else {
             Init::UniformFanIn
         };
-        let theta: Vec<f32> = self.model.init(init, &mut rng_from_seed(c.seed));
+        let theta: Vec<f32> = self.model.init(init, c.seed);
         TrainState {
-            optimizer: self.outer.init_state(Model::<f32>::num_params(&self.model)),
+            optimizer: self.outer.init_state(self.model.as_model().num_params()),
             theta,
             // A stream apart from the initialisation's.
             rng: rng_from_seed(c.seed ^ 0x9e37_79b9_7f4a_7c15),

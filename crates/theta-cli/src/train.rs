@@ -23,16 +23,20 @@ macro_rules! overrides {
             /// Hidden widths, comma-separated [40,40]
             #[arg(long, value_delimiter = ',')]
             hidden: Option<Vec<usize>>,
+            /// Batch-normalise the hidden layers (the MAML paper's Omniglot network) [off]
+            #[arg(long)]
+            batch_norm: bool,
         }
 
         impl Overrides {
             fn apply(self, c: &mut TrainConfig) {
                 $( if let Some(v) = self.$field { c.$field = v; } )*
                 if let Some(v) = self.hidden { c.hidden = v; }
+                if self.batch_norm { c.batch_norm = true; }
             }
 
             fn any(&self) -> bool {
-                self.hidden.is_some() $( || self.$field.is_some() )*
+                self.hidden.is_some() || self.batch_norm $( || self.$field.is_some() )*
             }
         }
     };
@@ -253,7 +257,7 @@ fn train(
     mut state: theta_meta::TrainState<f32, run::OuterState>,
     options: &Options,
 ) -> Result<(), String> {
-    let mut trainer = Trainer::new(&run.model, run.dist.as_ref(), config.meta_batch)
+    let mut trainer = Trainer::new(run.model.as_model(), run.dist.as_ref(), config.meta_batch)
         .and_then(|t| t.with_threads(options.threads))
         .map_err(|e| e.to_string())?;
     let mpath = metrics_path(dir, options.metrics);

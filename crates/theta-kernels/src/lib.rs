@@ -4,6 +4,8 @@
 //!   [`simd_level`] reports the instructions a build uses.
 //! * [`activation`]: activations σ and the fused element-wise sweeps of a
 //!   dense layer (bias + activation; derivative products; the R-pass sweep).
+//! * [`batch_norm`]: batch normalisation over a batch's rows (no scale, as
+//!   cbfinn/maml's), its backward and its two tangent passes.
 //! * [`dense`]: a dense layer's forward, backward, tangent forward and tangent
 //!   backward passes, on faer matrix products around those sweeps.
 //! * [`loss`]: MSE and softmax cross-entropy, their gradients and output
@@ -16,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod batch_norm;
 pub mod dense;
 pub mod loss;
 pub mod real;

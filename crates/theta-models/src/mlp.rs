@@ -122,6 +122,10 @@ impl Mlp {
         Ok(Mlp { spec, layers, num_params: offset, total_width: act_offset, max_width })
     }
 
+    pub(crate) fn num_params_(&self) -> usize {
+        self.num_params
+    }
+
     /// The description it was built from.
     pub fn spec(&self) -> &MlpSpec {
         &self.spec
@@ -181,11 +185,31 @@ impl Mlp {
         pass: Pass,
         scratch: &[T],
     ) -> Result<()> {
-        check_len("parameter vector length", self.num_params, theta.len())?;
-        if !all_finite(theta) {
-            return Err(Error::NonFinite("the parameter vector θ".into()));
-        }
+        self.check_params(theta)?;
         self.check_inputs(split.x(), pass, scratch)?;
+        self.check_targets(split)
+    }
+
+    /// θ's length and finiteness.
+    pub(crate) fn check_params<T: Real>(&self, theta: &[T]) -> Result<()> {
+        check_len("parameter vector length", self.num_params, theta.len())?;
+        if all_finite(theta) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite("the parameter vector θ".into()))
+        }
+    }
+
+    /// The inputs' shape (non-empty, the input width).
+    pub(crate) fn check_x<T: Real>(&self, x: &Matrix<T>) -> Result<()> {
+        if x.rows() == 0 {
+            return Err(Error::Empty("input"));
+        }
+        check_len("input width", self.spec.layer_sizes[0], x.cols())
+    }
+
+    /// The targets against the loss and the output width.
+    pub(crate) fn check_targets<T: Real>(&self, split: &Split<T>) -> Result<()> {
         let d_out = self.output_dim_();
         match (self.spec.loss, split.y()) {
             (Loss::Mse, Targets::Values(y)) => check_len("target width", d_out, y.cols()),
@@ -206,10 +230,7 @@ impl Mlp {
     }
 
     fn check_inputs<T: Real>(&self, x: &Matrix<T>, pass: Pass, scratch: &[T]) -> Result<()> {
-        if x.rows() == 0 {
-            return Err(Error::Empty("input"));
-        }
-        check_len("input width", self.spec.layer_sizes[0], x.cols())?;
+        self.check_x(x)?;
         let needed = self.scratch_len_(pass, x.rows());
         if scratch.len() < needed {
             return Err(Error::ScratchTooSmall { needed, given: scratch.len() });
