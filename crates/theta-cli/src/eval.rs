@@ -34,7 +34,7 @@ pub(crate) struct Args {
     query: Option<usize>,
     /// Also draw one test task of image classification runs (Omniglot): its
     /// support drawings and its query drawings marked right or wrong after the
-    /// algorithm's own adaptation, as DIR/<algorithm>-task.svg and .png.
+    /// algorithm's own adaptation, as DIR/<run folder>-task.svg and .png.
     #[arg(long, value_name = "DIR")]
     figure: Option<PathBuf>,
     /// Also write the results as JSON to FILE ("-" for standard output).
@@ -127,8 +127,9 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
             FewShotTask::compute(model, theta, &task, theta_omniglot::SIDE, &what, &mut adapt)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let [svg, png] =
-            crate::figures::plot::save(&fig, dir, &format!("{}-task", config.algorithm))?;
+        // Named after the run folder, so that several runs draw side by side.
+        let name = args.run.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+        let [svg, png] = crate::figures::plot::save(&fig, dir, &format!("{name}-task"))?;
         eprintln!("wrote {} and {}", svg.display(), png.display());
     }
     if let Some(path) = &args.json {
