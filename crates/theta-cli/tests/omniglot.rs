@@ -49,11 +49,7 @@ fn train_and_eval_a_batch_normalised_network_with_a_task_figure() {
         assert!(figures.join(format!("run-task.{ext}")).is_file());
     }
     // 5-way 5-shot with 16 query drawings per class needs 21 of the 20.
-    let out = theta()
-        .args(["eval", "--support", "5", "--query", "16"])
-        .arg(&run)
-        .output()
-        .unwrap();
+    let out = theta().args(["eval", "--support", "5", "--query", "16"]).arg(&run).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("k_shot + query = 5 + 16 drawings per class"), "{err}");
