@@ -26,10 +26,9 @@ use theta_kernels::activation::{
 };
 use theta_kernels::batch_norm;
 use theta_kernels::dense::{gemm, gemm_nt, gemm_tn};
-use theta_kernels::vector::all_finite;
 use theta_kernels::{Loss, Real};
 
-use crate::mlp::{Init, LayerLayout, Mlp, MlpSpec};
+use crate::mlp::{Init, LayerLayout, Mlp, MlpSpec, check_direction};
 
 /// An [`Mlp`] with batch normalisation before each hidden activation.
 #[derive(Clone, Debug, PartialEq)]
@@ -263,15 +262,6 @@ impl BatchNormMlp {
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
     }
-
-    fn finite<T: Real>(loss: T) -> Result<T> {
-        if loss.is_finite() { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }
-    }
-
-    fn check_direction<T: Real>(&self, v: &[T]) -> Result<()> {
-        check_len("direction length", self.mlp.num_params_(), v.len())?;
-        if all_finite(v) { Ok(()) } else { Err(Error::NonFinite("the direction v".into())) }
-    }
 }
 
 impl<T: Real> Model<T> for BatchNormMlp {
@@ -318,7 +308,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
         self.forward(theta, split.x().as_slice(), rows, &mut r);
         let out = self.at(r.hs, rows, self.layers().len() - 1);
         let d_out = Model::<T>::output_dim(self);
-        Self::finite(self.loss_kind_().value_and_gradient(out, d_out, split.y().as_ref(), None))
+        Mlp::finite(self.loss_kind_().value_and_gradient(out, d_out, split.y().as_ref(), None))
     }
 
     fn loss_grad(
@@ -341,7 +331,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
             split.y().as_ref(),
             Some(&mut r.delta_a[..rows * d_out]),
         );
-        let loss = Self::finite(loss)?;
+        let loss = Mlp::finite(loss)?;
         self.backward(theta, x, rows, &mut r, grad);
         Ok(loss)
     }
@@ -356,7 +346,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
         scratch: &mut [T],
     ) -> Result<T> {
         self.check(theta, split, Pass::HessianVector, scratch)?;
-        self.check_direction(v)?;
+        check_direction(v, self.mlp.num_params_())?;
         let p = self.mlp.num_params_();
         check_len("gradient buffer length", p, grad.len())?;
         check_len("Hessian-vector buffer length", p, hvp.len())?;
@@ -374,7 +364,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
             split.y().as_ref(),
             Some(&mut r.delta_a[..n_out]),
         );
-        let loss = Self::finite(loss)?;
+        let loss = Mlp::finite(loss)?;
         self.loss_kind_().output_hessian_product(
             out,
             d_out,
@@ -450,7 +440,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
         scratch: &mut [T],
     ) -> Result<T> {
         self.check(theta, split, Pass::GaussNewton, scratch)?;
-        self.check_direction(v)?;
+        check_direction(v, self.mlp.num_params_())?;
         check_len("Gauss-Newton-vector buffer length", self.mlp.num_params_(), gnvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let mut r = self.regions(rows, scratch);
@@ -460,7 +450,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
         let d_out = Model::<T>::output_dim(self);
         let out = self.at(r.hs, rows, last);
         let loss = self.loss_kind_().value_and_gradient(out, d_out, split.y().as_ref(), None);
-        let loss = Self::finite(loss)?;
+        let loss = Mlp::finite(loss)?;
         // J v is Rh_L; H_out (J v) seeds a plain backward pass, which applies Jᵀ.
         self.loss_kind_().output_hessian_product(
             out,

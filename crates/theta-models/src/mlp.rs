@@ -342,7 +342,8 @@ impl Mlp {
     }
 }
 
-fn check_direction<T: Real>(v: &[T], p: usize) -> Result<()> {
+/// v's length and finiteness (shared with [`crate::BatchNormMlp`]).
+pub(crate) fn check_direction<T: Real>(v: &[T], p: usize) -> Result<()> {
     check_len("direction length", p, v.len())?;
     if all_finite(v) { Ok(()) } else { Err(Error::NonFinite("the direction v".into())) }
 }
@@ -371,7 +372,8 @@ impl Mlp {
         Regions { hs, delta_a, delta_b, rzs, rhs, r_delta_a, r_delta_b }
     }
 
-    fn finite<T: Real>(loss: T) -> Result<T> {
+    /// A loss, or the error that it is not finite.
+    pub(crate) fn finite<T: Real>(loss: T) -> Result<T> {
         if loss.is_finite() { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }
     }
 }

@@ -118,11 +118,15 @@ impl Omniglot {
             }
         }
         let archives = [Archive::Background, Archive::Evaluation];
-        let total: usize = zips.iter().map(|(_, b)| count_entries(b)).sum();
+        let mut opened = Vec::with_capacity(zips.len());
+        for (path, bytes) in &zips {
+            opened.push((path, open_zip(path, bytes)?));
+        }
+        let total: usize = opened.iter().map(|(_, z)| z.len()).sum();
         let mut done = 0;
         let mut o = Omniglot { characters: Vec::new(), pixels: Vec::new() };
-        for ((path, bytes), archive) in zips.iter().zip(archives) {
-            o.read_zip(path, bytes, archive, &mut |_| {
+        for ((path, zip), archive) in opened.iter_mut().zip(archives) {
+            o.read_zip(path, zip, archive, &mut || {
                 done += 1;
                 progress(done, total);
             })?;
@@ -144,28 +148,24 @@ impl Omniglot {
         }
         let bytes = std::fs::read(path).map_err(io_error(path))?;
         let mut o = Omniglot { characters: Vec::new(), pixels: Vec::new() };
-        o.read_zip(path, &bytes, archive, &mut |_| {})?;
+        o.read_zip(path, &mut open_zip(path, &bytes)?, archive, &mut || {})?;
         Ok(o)
     }
 
     fn read_zip(
         &mut self,
         path: &Path,
-        bytes: &[u8],
+        zip: &mut Zip<'_>,
         archive: Archive,
-        progress: &mut dyn FnMut(usize),
+        progress: &mut dyn FnMut(),
     ) -> Result<()> {
-        let corrupt = |e: zip::result::ZipError| OmniglotError::CorruptZip {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(corrupt)?;
+        let corrupt = |e: zip::result::ZipError| corrupt_zip(path, e);
         let mut found: BTreeMap<CharacterKey, Vec<Drawing>> = BTreeMap::new();
         let mut png = Vec::new();
         for i in 0..zip.len() {
             let mut entry = zip.by_index(i).map_err(corrupt)?;
             let name = entry.name().map_err(corrupt)?.into_owned();
-            progress(i + 1);
+            progress();
             if entry.is_dir() {
                 continue;
             }
@@ -302,10 +302,16 @@ type CharacterKey = (String, String);
 /// (file name, 784 ink bytes): sorts drawings by file name.
 type Drawing = (String, Vec<u8>);
 
-/// Counts the image entries of a zip for the progress bar (0 if unreadable:
-/// the real read reports the problem).
-fn count_entries(bytes: &[u8]) -> usize {
-    zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_or(0, |z| z.len())
+/// A zip archive read from memory.
+type Zip<'a> = zip::ZipArchive<std::io::Cursor<&'a [u8]>>;
+
+fn corrupt_zip(path: &Path, e: zip::result::ZipError) -> OmniglotError {
+    OmniglotError::CorruptZip { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// Opens an archive (its central directory), naming the file if it is not a zip.
+fn open_zip<'a>(path: &Path, bytes: &'a [u8]) -> Result<Zip<'a>> {
+    zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| corrupt_zip(path, e))
 }
 
 struct Reader<'a> {

@@ -285,6 +285,19 @@ fn the_split_is_disjoint_and_covers_every_character() {
     let train = tasks(Side::Train, 2, 1, 1).unwrap();
     let test = tasks(Side::Test, 2, 1, 1).unwrap();
     assert_eq!((train.num_characters(), test.num_characters()), (6, 4));
+    let data = fixture("split");
+    let (o, _) = load(&data).unwrap();
+    let protocol = Protocol { seed: 1, train_characters: 6 };
+    let mut all = theta_omniglot::split_characters(&o, protocol, Side::Train).unwrap();
+    all.extend(theta_omniglot::split_characters(&o, protocol, Side::Test).unwrap());
+    all.sort();
+    assert_eq!(all, (0..10).collect::<Vec<_>>(), "disjoint, and every character once");
+    let other = Protocol { seed: 2, ..protocol };
+    assert_ne!(
+        theta_omniglot::split_characters(&o, protocol, Side::Test).unwrap(),
+        theta_omniglot::split_characters(&o, other, Side::Test).unwrap(),
+        "the seed decides the split"
+    );
 }
 
 #[test]
