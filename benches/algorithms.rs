@@ -66,3 +66,45 @@ pub(crate) fn meta_steps(c: &mut Criterion) {
     }
     group.finish();
 }
+
+/// Issue 5's kernel-efficiency workload: the MAML meta-gradient (one inner
+/// step) of the MAML paper's Omniglot network, 784-256-128-64-64-5, over 32
+/// tasks of 5 + 75 rows (5-way 1-shot shapes; Gaussian-blob data drawn once,
+/// so that neither a download nor the sampling's transcendentals are timed),
+/// summed in task order, one thread. Criterion's "elem/s" counts the
+/// floating-point operations of the three passes per task (support gradient,
+/// query gradient, support gradient + Hessian-vector product), so `cargo
+/// xtask bench` prints it as GFLOP/s beside the measured FMA peak.
+pub(crate) fn maml_784(c: &mut Criterion) {
+    use theta_core::Pass;
+    use theta_core::TaskDistribution;
+    use theta_tasks::GaussianBlobs;
+    let mlp =
+        Mlp::new(MlpSpec::relu(&[784, 256, 128, 64, 64, 5], Loss::SoftmaxCrossEntropy)).unwrap();
+    let dist = GaussianBlobs::new(5, 1, 15, 784, 1.0).unwrap();
+    let model: &dyn Model<f32> = &mlp;
+    let (support, query, tasks) = (5, 75, 32);
+    let flops = tasks
+        * (model.flops(Pass::Gradient, support)
+            + model.flops(Pass::Gradient, query)
+            + model.flops(Pass::HessianVector, support));
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+    let mut rng = rng_from_seed(1);
+    let batch: Vec<_> = (0..tasks).map(|_| dist.sample(&mut rng).unwrap()).collect();
+    let mut maml = Maml::new(MamlConfig { inner_lr: 0.01, inner_steps: 1 }).unwrap();
+    let p = model.num_params();
+    let (mut g, mut sum) = (vec![0f32; p], vec![0f32; p]);
+    let mut group = c.benchmark_group("maml_784-256-128-64-64-5_32x80");
+    group.throughput(Throughput::Elements(flops as u64));
+    group.sample_size(20);
+    group.bench_function("meta_gradient", |b| {
+        b.iter(|| {
+            sum.fill(0.0);
+            for task in &batch {
+                maml.task_gradient(model, &theta, task, &mut g).unwrap();
+                theta_kernels::vector::axpy(1.0, &g, &mut sum);
+            }
+        })
+    });
+    group.finish();
+}

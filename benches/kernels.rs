@@ -98,3 +98,41 @@ pub(crate) fn mlp_passes(c: &mut Criterion) {
         group.finish();
     }
 }
+
+/// The three matrix products of a dense layer at the sinusoid's shape
+/// (10 rows, 40 × 40 weights): `x W`, `xᵀ δ` and `δ Wᵀ`.
+pub(crate) fn products(c: &mut Criterion) {
+    use theta_kernels::gemm::{gemm, gemm_nt, gemm_tn};
+    let (m, k, n) = (10, 40, 40);
+    let mut rng = rng_from_seed(2);
+    let mut draw = |len: usize| -> Vec<f32> {
+        (0..len).map(|_| uniform(&mut rng, -1.0, 1.0) as f32).collect()
+    };
+    let (x, w, d) = (draw(m * k), draw(k * n), draw(m * n));
+    let (mut out_mn, mut out_kn, mut out_mk) =
+        (vec![0f32; m * n], vec![0f32; k * n], vec![0f32; m * k]);
+    let mut group = c.benchmark_group("gemm_10x40x40");
+    group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+    group
+        .bench_function("x_w", |b| b.iter(|| gemm(false, &mut out_mn, black_box(&x), &w, m, k, n)));
+    // The same product on faer, which `gemm` uses above the small kernel's sizes.
+    group.bench_function("x_w_faer", |b| {
+        b.iter(|| {
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(&mut out_mn, m, n),
+                faer::Accum::Replace,
+                faer::MatRef::from_row_major_slice(black_box(&x), m, k),
+                faer::MatRef::from_row_major_slice(&w, k, n),
+                1.0,
+                faer::Par::Seq,
+            )
+        })
+    });
+    group.bench_function("xt_d", |b| {
+        b.iter(|| gemm_tn(false, &mut out_kn, black_box(&x), &d, m, k, n))
+    });
+    group.bench_function("d_wt", |b| {
+        b.iter(|| gemm_nt(false, &mut out_mk, black_box(&d), &w, m, n, k))
+    });
+    group.finish();
+}

@@ -8,5 +8,12 @@ use criterion::{criterion_group, criterion_main};
 mod algorithms;
 mod kernels;
 
-criterion_group!(benches, kernels::peak, kernels::mlp_passes, algorithms::meta_steps);
+criterion_group!(
+    benches,
+    kernels::peak,
+    kernels::products,
+    kernels::mlp_passes,
+    algorithms::meta_steps,
+    algorithms::maml_784
+);
 criterion_main!(benches);

@@ -181,7 +181,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if o.quick {
         cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
     }
-    cmd.args(&o.filter);
+    // criterion takes one filter, a regular expression: several words mean any of them.
+    if !o.filter.is_empty() {
+        cmd.arg(o.filter.join("|"));
+    }
     eprintln!("$ {cmd:?}");
     let status = cmd.status().map_err(|e| format!("cannot run cargo bench: {e}"))?;
     if !status.success() {

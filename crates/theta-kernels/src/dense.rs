@@ -4,7 +4,7 @@
 //! `fan_in × fan_out` (row-major, exactly the flat layout of theta's parameter
 //! vectors), `b` has `fan_out` values, `h` is `N × fan_out`.
 //!
-//! The matrix products run on faer (`Par::Seq`: one thread, a fixed order);
+//! The matrix products are [`crate::gemm`]'s (one thread, a fixed order);
 //! everything element-wise around them is one fused SIMD sweep from
 //! [`crate::activation`]. The passes, with `v = (V, c)` a direction in
 //! parameter space and `R{·}` Pearlmutter's directional derivative along it:
@@ -21,79 +21,12 @@
 //! `(R∂W, R∂b)` over all layers is the exact Hessian-vector product `H v`.
 //! None of these functions allocates.
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
-
 use crate::activation::{
     Activation, backward_tangent, bias_activation, column_sums, mul_activation_derivative,
     tangent_bias_activation,
 };
+use crate::gemm::{gemm, gemm_nt, gemm_tn};
 use crate::real::Real;
-
-fn view<T: Real>(s: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
-    MatRef::from_row_major_slice(&s[..rows * cols], rows, cols)
-}
-
-fn view_mut<T: Real>(s: &mut [T], rows: usize, cols: usize) -> MatMut<'_, T> {
-    MatMut::from_row_major_slice_mut(&mut s[..rows * cols], rows, cols)
-}
-
-fn accum(accumulate: bool) -> Accum {
-    if accumulate { Accum::Add } else { Accum::Replace }
-}
-
-/// `out (m × n) ← [out +] a (m × k) · b (k × n)`, all row-major.
-pub fn gemm<T: Real>(
-    accumulate: bool,
-    out: &mut [T],
-    a: &[T],
-    b: &[T],
-    m: usize,
-    k: usize,
-    n: usize,
-) {
-    matmul(view_mut(out, m, n), accum(accumulate), view(a, m, k), view(b, k, n), T::ONE, Par::Seq);
-}
-
-/// `out (k × n) ← [out +] aᵀ · b` for `a` of `m × k` and `b` of `m × n`.
-pub fn gemm_tn<T: Real>(
-    accumulate: bool,
-    out: &mut [T],
-    a: &[T],
-    b: &[T],
-    m: usize,
-    k: usize,
-    n: usize,
-) {
-    matmul(
-        view_mut(out, k, n),
-        accum(accumulate),
-        view(a, m, k).transpose(),
-        view(b, m, n),
-        T::ONE,
-        Par::Seq,
-    );
-}
-
-/// `out (m × k) ← [out +] a · bᵀ` for `a` of `m × n` and `b` of `k × n`.
-pub fn gemm_nt<T: Real>(
-    accumulate: bool,
-    out: &mut [T],
-    a: &[T],
-    b: &[T],
-    m: usize,
-    n: usize,
-    k: usize,
-) {
-    matmul(
-        view_mut(out, m, k),
-        accum(accumulate),
-        view(a, m, n),
-        view(b, k, n).transpose(),
-        T::ONE,
-        Par::Seq,
-    );
-}
 
 /// The shape and activation of one dense layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,10 @@
 //!   dense layer (bias + activation; derivative products; the R-pass sweep).
 //! * [`batch_norm`]: batch normalisation over a batch's rows (no scale, as
 //!   cbfinn/maml's), its backward and its two tangent passes.
+//! * [`gemm`]: the matrix products: faer, and a register-blocked SIMD kernel
+//!   for small `x · W`.
 //! * [`dense`]: a dense layer's forward, backward, tangent forward and tangent
-//!   backward passes, on faer matrix products around those sweeps.
+//!   backward passes, matrix products around those sweeps.
 //! * [`loss`]: MSE and softmax cross-entropy, their gradients and output
 //!   Hessian-vector products.
 //! * [`vector`]: axpy, dot, norm and scale on flat parameter vectors.
@@ -20,6 +22,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod dense;
+pub mod gemm;
 pub mod loss;
 pub mod real;
 pub mod vector;

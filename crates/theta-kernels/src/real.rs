@@ -81,6 +81,12 @@ pub trait Pack<T>:
     fn load(s: &[T]) -> Self;
     /// Stores into the first `LANES` values of `s`. Panics if `s` is shorter.
     fn store(self, s: &mut [T]);
+    /// Loads `s` (at most `LANES` values) into the first lanes, zeros after.
+    fn load_partial(s: &[T]) -> Self;
+    /// Stores the first `s.len()` (at most `LANES`) lanes into `s`.
+    fn store_partial(self, s: &mut [T]);
+    /// The first `n` lanes from `self`, the others from `other`.
+    fn blend_first(self, n: usize, other: Self) -> Self;
     /// `self * a + b`, fused where the target has FMA.
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// `x` in the lanes where `self > 0`, else 0 (ReLU's derivative applied to `x`).
@@ -162,6 +168,35 @@ macro_rules! impl_real {
             #[inline(always)]
             fn store(self, s: &mut [$t]) {
                 s[..$lanes].copy_from_slice(&self.to_array());
+            }
+            #[inline(always)]
+            fn load_partial(s: &[$t]) -> Self {
+                // A fixed trip count with a select, not a copy of variable
+                // length: that would become a call to memcpy.
+                let mut a = [0.0; $lanes];
+                for (i, x) in a.iter_mut().enumerate() {
+                    if i < s.len() {
+                        *x = s[i];
+                    }
+                }
+                wide::$pack::from(a)
+            }
+            #[inline(always)]
+            fn store_partial(self, s: &mut [$t]) {
+                let a = self.to_array();
+                for i in 0..$lanes {
+                    if i < s.len() {
+                        s[i] = a[i];
+                    }
+                }
+            }
+            #[inline(always)]
+            fn blend_first(self, n: usize, other: Self) -> Self {
+                let mut iota = [0.0; $lanes];
+                for (i, x) in iota.iter_mut().enumerate() {
+                    *x = i as $t;
+                }
+                wide::$pack::from(iota).simd_lt(wide::$pack::splat(n as $t)).select(self, other)
             }
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {

@@ -25,7 +25,7 @@ use theta_kernels::activation::{
     tangent_bias_activation,
 };
 use theta_kernels::batch_norm;
-use theta_kernels::dense::{gemm, gemm_nt, gemm_tn};
+use theta_kernels::gemm::{gemm, gemm_nt, gemm_tn};
 use theta_kernels::{Loss, Real};
 
 use crate::mlp::{Init, LayerLayout, Mlp, MlpSpec, check_direction};

@@ -1,0 +1,180 @@
+//! The matrix products against the scalar reference, on shapes that take
+//! every path: the register-blocked kernel (whole packs, partial last packs,
+//! several column blocks, row blocks of 1 to 5, B's last rows padded on the
+//! stack) and faer (narrow, wide and tall products), in f32 and f64, with and
+//! without accumulation. Values around the output are sentinels that must
+//! survive: the kernel rewrites lanes past a row, never past the buffer.
+
+use theta_kernels::Real;
+use theta_kernels::gemm::{gemm, gemm_nt, gemm_ref, gemm_tn, is_small};
+
+struct Lcg(u64);
+impl Lcg {
+    fn vec<T: Real>(&mut self, n: usize) -> Vec<T> {
+        (0..n)
+            .map(|_| {
+                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                T::from_f64(2.0 * ((self.0 >> 11) as f64 / (1u64 << 53) as f64) - 1.0)
+            })
+            .collect()
+    }
+}
+
+const SENTINEL: f64 = 12345.0;
+
+/// `actual` equals `expected` within the rounding bound of a k-term sum,
+/// `4 k ε Σ|a b|`, element by element; the sentinels after `len` are intact.
+fn check<T: Real>(what: &str, actual: &[T], expected: &[T], bound: &[f64], len: usize) {
+    for i in 0..len {
+        let (a, e) = (actual[i].to_f64(), expected[i].to_f64());
+        assert!(
+            (a - e).abs() <= bound[i] * T::EPSILON.to_f64() + f64::MIN_POSITIVE,
+            "{what} ({}): element {i}: {a} vs {e}",
+            T::NAME
+        );
+    }
+    for (i, x) in actual[len..].iter().enumerate() {
+        assert_eq!(x.to_f64(), SENTINEL, "{what} ({}): wrote past the output at {i}", T::NAME);
+    }
+}
+
+/// The error bound of each output of `A · B` with `A(i, p) = a[i·ars + p·acs]`.
+fn bounds<T: Real>(
+    (a, ars, acs): (&[T], usize, usize),
+    (b, brs, bcs): (&[T], usize, usize),
+    m: usize,
+    k: usize,
+    n: usize,
+    old: &[T],
+) -> Vec<f64> {
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let s: f64 = (0..k)
+                .map(|p| (a[i * ars + p * acs].to_f64() * b[p * brs + j * bcs].to_f64()).abs())
+                .sum();
+            out[i * n + j] = 4.0 * (k as f64 + 1.0) * (s + old[i * n + j].to_f64().abs());
+        }
+    }
+    out
+}
+
+fn products<T: Real>() {
+    let mut g = Lcg(3);
+    let shapes: Vec<(usize, usize, usize)> = [
+        // the sinusoid's layers, and their neighbours
+        (10, 40, 40),
+        (10, 1, 40),
+        (10, 40, 1),
+        (25, 40, 40),
+        (32, 40, 40),
+        (33, 40, 40),
+        // every row-block height and pack count, partial and whole
+        (1, 8, 16),
+        (2, 9, 17),
+        (3, 13, 31),
+        (4, 16, 32),
+        (5, 17, 33),
+        (6, 20, 47),
+        (7, 24, 48),
+        (9, 31, 63),
+        (11, 40, 64),
+        (12, 64, 65),
+        (13, 70, 100),
+        (14, 128, 128),
+        (3, 7, 40),
+        (3, 40, 15),
+        (3, 129, 40),
+        (3, 40, 129),
+        (80, 64, 64),
+        (80, 256, 128),
+    ]
+    .to_vec();
+    for (m, k, n) in shapes {
+        for accumulate in [false, true] {
+            let tag = format!("{m}×{k}×{n}{}", if accumulate { " +=" } else { "" });
+            let path = if is_small(m, k, n) { "small" } else { "faer" };
+            // x · W
+            let (a, b): (Vec<T>, Vec<T>) = (g.vec(m * k), g.vec(k * n));
+            let old = g.vec(m * n);
+            let run = |out: &mut [T]| gemm(accumulate, out, &a, &b, m, k, n);
+            let spec = ((&a[..], k, 1), (&b[..], n, 1), m, k, n);
+            case(&format!("gemm {tag} ({path})"), accumulate, &old, spec, run);
+            // aᵀ · b for a of m × k, b of m × n: a k × n output
+            let (a, b): (Vec<T>, Vec<T>) = (g.vec(m * k), g.vec(m * n));
+            let old = g.vec(k * n);
+            let run = |out: &mut [T]| gemm_tn(accumulate, out, &a, &b, m, k, n);
+            case(
+                &format!("gemm_tn {tag}"),
+                accumulate,
+                &old,
+                ((&a, 1, k), (&b, n, 1), k, m, n),
+                run,
+            );
+            // a · bᵀ for a of m × n, b of k × n: an m × k output
+            let (a, b): (Vec<T>, Vec<T>) = (g.vec(m * n), g.vec(k * n));
+            let old = g.vec(m * k);
+            let run = |out: &mut [T]| gemm_nt(accumulate, out, &a, &b, m, n, k);
+            case(
+                &format!("gemm_nt {tag}"),
+                accumulate,
+                &old,
+                ((&a, n, 1), (&b, 1, n), m, n, k),
+                run,
+            );
+        }
+    }
+}
+
+/// An operand: its values, row stride and column stride.
+type Operand<'a, T> = (&'a [T], usize, usize);
+
+/// Runs one product on `old` followed by sentinels and checks it against
+/// [`gemm_ref`] on the same operands (`A` is m × k, `B` is k × n).
+fn case<T: Real>(
+    what: &str,
+    accumulate: bool,
+    old: &[T],
+    (a, b, m, k, n): (Operand<'_, T>, Operand<'_, T>, usize, usize, usize),
+    run: impl FnOnce(&mut [T]),
+) {
+    let mut out = old.to_vec();
+    out.extend(std::iter::repeat_n(T::from_f64(SENTINEL), 40));
+    run(&mut out);
+    let mut expected = old.to_vec();
+    gemm_ref(accumulate, &mut expected, a, b, m, k, n);
+    let zero = vec![T::ZERO; m * n];
+    let bound = bounds(a, b, m, k, n, if accumulate { old } else { &zero });
+    check(what, &out, &expected, &bound, m * n);
+}
+
+#[test]
+fn products_match_the_reference_f32() {
+    products::<f32>();
+}
+
+#[test]
+fn products_match_the_reference_f64() {
+    products::<f64>();
+}
+
+#[test]
+fn the_sinusoid_layer_takes_the_small_kernel() {
+    assert!(is_small(10, 40, 40));
+    assert!(!is_small(10, 40, 1), "narrow outputs stay on faer");
+    assert!(!is_small(500, 40, 40), "tall products stay on faer");
+    assert!(!is_small(80, 784, 256), "large layers stay on faer");
+}
+
+#[test]
+fn the_small_kernel_sums_in_order_exactly() {
+    // Integers small enough that every partial sum is exact: the result must
+    // equal the reference bit for bit, whatever the blocking.
+    let (m, k, n) = (7, 33, 45);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+    let (mut out, mut expected) = (vec![0f32; m * n], vec![0f32; m * n]);
+    gemm(false, &mut out, &a, &b, m, k, n);
+    gemm_ref(false, &mut expected, (&a, k, 1), (&b, n, 1), m, k, n);
+    assert_eq!(out, expected);
+}
