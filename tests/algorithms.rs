@@ -142,6 +142,61 @@ fn reptile_with_one_step_is_scaled_sgd_on_the_joint_loss() {
 /// iMAML's meta-gradient solves (I + H/λ) x = ∇L_q(φ): with enough CG
 /// iterations on a small network it equals a dense solve built column by
 /// column from Hessian-vector products.
+/// The pretrained baseline's pooled pass over the whole batch is the mean of
+/// its per-task joint-loss gradients (equal task sizes), and a batch of
+/// unequal tasks falls back to exactly that mean.
+#[test]
+fn pretrained_pooled_batch_equals_the_mean_over_tasks() {
+    for (mlp, dist) in [
+        (
+            net(&[1, 8, 8, 1], Activation::Tanh, Loss::Mse),
+            Box::new(Sinusoid::new(10, 7).unwrap()) as Box<dyn TaskDistribution<f64>>,
+        ),
+        (
+            net(&[3, 6, 4], Activation::Relu, Loss::SoftmaxCrossEntropy),
+            Box::new(GaussianBlobs::new(4, 2, 3, 3, 1.5).unwrap()),
+        ),
+    ] {
+        let mut tasks = batch(dist.as_ref(), 5, 11);
+        let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(2));
+        let mut pretrained = Pretrained::new(PretrainedConfig::default()).unwrap();
+        assert!(MetaLearner::<f64>::pools_batch(&pretrained));
+        let per_task_mean = |l: &mut Pretrained<f64>, tasks: &[Task<f64>]| {
+            let mut mean = vec![0.0; theta.len()];
+            let mut g = vec![0.0; theta.len()];
+            let mut loss = 0.0;
+            for t in tasks {
+                loss += l.task_gradient(&mlp, &theta, t, &mut g).unwrap().loss;
+                axpy(1.0 / tasks.len() as f64, &g, &mut mean);
+            }
+            (mean, loss / tasks.len() as f64)
+        };
+        let (pooled, pooled_loss) = meta_grad(&mut pretrained, &mlp, &theta, &tasks);
+        let (mean, mean_loss) = per_task_mean(&mut pretrained, &tasks);
+        assert!(rel_err(&pooled, &mean) < 1e-13, "pooled vs per task: {}", rel_err(&pooled, &mean));
+        assert!((pooled_loss - mean_loss).abs() < 1e-13 * mean_loss.abs());
+        // A second batch of the same shape reuses the pool and sees new data.
+        let other = batch(dist.as_ref(), 5, 12);
+        let (pooled2, _) = meta_grad(&mut pretrained, &mlp, &theta, &other);
+        let (mean2, _) = per_task_mean(&mut pretrained, &other);
+        assert!(rel_err(&pooled2, &mean2) < 1e-13 && rel_err(&pooled2, &pooled) > 1e-3);
+
+        // Unequal sizes: task by task.
+        tasks[1] = batch(&*dist_with_other_sizes(&mlp), 1, 3).remove(0);
+        let (pooled, _) = meta_grad(&mut pretrained, &mlp, &theta, &tasks);
+        let (mean, _) = per_task_mean(&mut pretrained, &tasks);
+        assert!(rel_err(&pooled, &mean) < 1e-13);
+    }
+}
+
+/// A task family for `mlp` whose tasks have other sizes than the test's.
+fn dist_with_other_sizes(mlp: &Mlp) -> Box<dyn TaskDistribution<f64>> {
+    match mlp.spec().loss {
+        Loss::Mse => Box::new(Sinusoid::new(4, 9).unwrap()),
+        Loss::SoftmaxCrossEntropy => Box::new(GaussianBlobs::new(4, 1, 5, 3, 1.5).unwrap()),
+    }
+}
+
 #[test]
 fn imaml_solves_its_linear_system() {
     let mlp = net(&[1, 4, 1], Activation::Tanh, Loss::Mse);

@@ -101,6 +101,8 @@ pub trait Pack<T>:
     fn exp_m1(self) -> Self;
     /// Lane-wise absolute value.
     fn abs(self) -> Self;
+    /// Lane-wise square root (correctly rounded, as the scalar one).
+    fn sqrt(self) -> Self;
     /// Lane-wise `|self|` with the sign of `sign`.
     fn with_sign_of(self, sign: Self) -> Self;
     /// The lanes summed in lane order (deterministic, unlike `wide`'s
@@ -225,6 +227,10 @@ macro_rules! impl_real {
             #[inline(always)]
             fn abs(self) -> Self {
                 wide::$pack::abs(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                wide::$pack::sqrt(self)
             }
             #[inline(always)]
             fn with_sign_of(self, sign: Self) -> Self {

@@ -111,3 +111,69 @@ pub fn all_finite<T: Real>(x: &[T]) -> bool {
     }
     acc.sum_lanes().is_finite() && x[i..].iter().all(|v| v.is_finite())
 }
+
+/// The constants of one Adam step (see [`adam_update`]).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep<T> {
+    /// β₁.
+    pub beta1: T,
+    /// β₂.
+    pub beta2: T,
+    /// 1 − β₁.
+    pub one_minus_beta1: T,
+    /// 1 − β₂.
+    pub one_minus_beta2: T,
+    /// The learning rate over the first bias correction, lr / (1 − β₁ᵗ).
+    pub step: T,
+    /// One over the second bias correction, 1 / (1 − β₂ᵗ).
+    pub inv_correction2: T,
+    /// ε.
+    pub eps: T,
+}
+
+/// One Adam step, element by element: `m ← β₁m + (1 − β₁)g`,
+/// `v ← β₂v + (1 − β₂)g²`, `θ ← θ − step · m / (√(v / c₂) + ε)`. Packs do the
+/// same operations in the same order as [`adam_update_ref`] (no fused
+/// multiply-adds), so the two agree bit for bit.
+///
+/// # Panics
+/// If the four vectors differ in length.
+pub fn adam_update<T: Real>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], c: AdamStep<T>) {
+    let n = theta.len();
+    assert!(grad.len() == n && m.len() == n && v.len() == n, "adam_update: lengths differ");
+    let lanes = T::Pack::LANES;
+    let splat = T::Pack::splat;
+    let (b1, b2, ob1, ob2) =
+        (splat(c.beta1), splat(c.beta2), splat(c.one_minus_beta1), splat(c.one_minus_beta2));
+    let (step, inv_c2, eps) = (splat(c.step), splat(c.inv_correction2), splat(c.eps));
+    let mut i = 0;
+    while i + lanes <= n {
+        let g = T::Pack::load(&grad[i..]);
+        let mi = b1 * T::Pack::load(&m[i..]) + ob1 * g;
+        let vi = b2 * T::Pack::load(&v[i..]) + ob2 * g * g;
+        mi.store(&mut m[i..]);
+        vi.store(&mut v[i..]);
+        let t = T::Pack::load(&theta[i..]) - step * mi / ((vi * inv_c2).sqrt() + eps);
+        t.store(&mut theta[i..]);
+        i += lanes;
+    }
+    adam_update_ref(&mut theta[i..], &grad[i..], &mut m[i..], &mut v[i..], c);
+}
+
+/// Scalar reference of [`adam_update`].
+pub fn adam_update_ref<T: Real>(
+    theta: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    c: AdamStep<T>,
+) {
+    for i in 0..theta.len() {
+        let g = grad[i];
+        let mi = c.beta1 * m[i] + c.one_minus_beta1 * g;
+        let vi = c.beta2 * v[i] + c.one_minus_beta2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        theta[i] -= c.step * mi / ((vi * c.inv_correction2).sqrt() + c.eps);
+    }
+}

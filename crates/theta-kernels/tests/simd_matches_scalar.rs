@@ -162,6 +162,26 @@ fn vectors<T: Real>() {
         let l_ref = mse_ref(&x, &y0, 1, Some(&mut g2)).to_f64();
         assert!((l - l_ref).abs() <= n as f64 * T::EPSILON.to_f64() * l_ref.abs(), "mse n {n}");
         assert_ulps(&format!("mse gradient n {n}"), &g1, &g2);
+
+        // Adam: the same operations in the same order, so the same bits.
+        let c = AdamStep {
+            beta1: T::from_f64(0.9),
+            beta2: T::from_f64(0.999),
+            one_minus_beta1: T::from_f64(0.1),
+            one_minus_beta2: T::from_f64(0.001),
+            step: T::from_f64(1e-3 / 0.271),
+            inv_correction2: T::from_f64(1.0 / 0.002997),
+            eps: T::from_f64(1e-8),
+        };
+        let m0: Vec<T> = g.vec(n, 0.1);
+        let v0: Vec<T> = g.vec::<T>(n, 0.1).iter().map(|&v| v * v).collect();
+        let (mut t1, mut m1, mut v1) = (y0.clone(), m0.clone(), v0.clone());
+        let (mut t2, mut m2, mut v2) = (y0.clone(), m0, v0);
+        adam_update(&mut t1, &x, &mut m1, &mut v1, c);
+        adam_update_ref(&mut t2, &x, &mut m2, &mut v2, c);
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&t1), bits(&t2), "adam θ n {n}");
+        assert_eq!((bits(&m1), bits(&v1)), (bits(&m2), bits(&v2)), "adam moments n {n}");
     }
 }
 

@@ -72,9 +72,20 @@ pub trait MetaLearner<T: Real>: Send {
     /// A copy with the same configuration (and its own work buffers).
     fn boxed_clone(&self) -> Box<dyn MetaLearner<T>>;
 
+    /// True when this learner's batch gradient is one pooled computation
+    /// over the whole batch ([`MetaLearner::meta_gradient`], overridden)
+    /// rather than the mean of per-task gradients: the pretrained baseline's
+    /// joint loss is one pass over all the batch's points. The
+    /// [`crate::Trainer`] then calls `meta_gradient` on its own thread,
+    /// whatever its thread count, so the bits never depend on it.
+    fn pools_batch(&self) -> bool {
+        false
+    }
+
     /// The mean outer gradient of a batch, per-task meta-losses in
     /// `task_losses`. A convenience that allocates its per-task buffers; the
-    /// [`crate::Trainer`] keeps its own and runs tasks on several threads.
+    /// [`crate::Trainer`] keeps its own and runs tasks on several threads
+    /// (unless the learner [pools](MetaLearner::pools_batch) the batch).
     fn meta_gradient(
         &mut self,
         model: &dyn Model<T>,

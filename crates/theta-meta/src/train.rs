@@ -230,14 +230,21 @@ impl<'a, T: Real> Trainer<'a, T> {
         let wrap = |e: MetaError| MetaError::Diverged { step, source: Box::new(e) };
         theta_core::check_len("θ length", self.model.num_params(), state.theta.len())?;
         self.dist.sample_batch_into(&mut state.rng, &mut self.tasks).map_err(|e| wrap(e.into()))?;
-        self.task_gradients(learner, &state.theta).map_err(wrap)?;
-        let stats = reduce_in_order(
-            &self.task_grads,
-            &self.outcomes,
-            &mut self.grad,
-            &mut self.task_losses,
-        )
-        .map_err(wrap)?;
+        let stats = if learner.pools_batch() {
+            learner
+                .meta_gradient(
+                    self.model,
+                    &state.theta,
+                    &self.tasks,
+                    &mut self.grad,
+                    &mut self.task_losses,
+                )
+                .map_err(wrap)?
+        } else {
+            self.task_gradients(learner, &state.theta).map_err(wrap)?;
+            reduce_in_order(&self.task_grads, &self.outcomes, &mut self.grad, &mut self.task_losses)
+                .map_err(wrap)?
+        };
         outer
             .step(&mut state.theta, &self.grad, &mut state.optimizer)
             .map_err(|e| wrap(e.into()))?;
@@ -263,7 +270,8 @@ impl<'a, T: Real> Trainer<'a, T> {
         observer: &mut dyn Observer<T, O::State>,
     ) -> Result<(), MetaError> {
         let threads = self.threads.min(self.tasks.len());
-        if threads <= 1 || steps == 0 {
+        // A learner that pools the batch computes it in one call, on this thread.
+        if threads <= 1 || steps == 0 || learner.pools_batch() {
             for _ in 0..steps {
                 let stats = self.step(learner, outer, state)?;
                 let report = StepReport { stats, task_losses: &self.task_losses, state };

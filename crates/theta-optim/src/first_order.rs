@@ -5,7 +5,7 @@
 //! passes in to [`Optimizer::step`] and may save in a checkpoint.
 
 use theta_core::Real;
-use theta_core::vector::{all_finite, axpy};
+use theta_core::vector::{AdamStep, adam_update, all_finite, axpy};
 
 use crate::error::{OptimError, in_unit_interval, positive, same_len};
 
@@ -148,19 +148,16 @@ impl<T: Real> Optimizer<T> for Adam {
         let t = s.t.min(i32::MAX as u64) as i32;
         let c1 = 1.0 - self.beta1.powi(t);
         let c2 = 1.0 - self.beta2.powi(t);
-        let (b1, b2) = (T::from_f64(self.beta1), T::from_f64(self.beta2));
-        let (one_b1, one_b2) = (T::from_f64(1.0 - self.beta1), T::from_f64(1.0 - self.beta2));
-        let step = T::from_f64(self.lr / c1);
-        let inv_c2 = T::from_f64(1.0 / c2);
-        let eps = T::from_f64(self.eps);
-        for i in 0..theta.len() {
-            let g = grad[i];
-            let m = b1 * s.m[i] + one_b1 * g;
-            let v = b2 * s.v[i] + one_b2 * g * g;
-            s.m[i] = m;
-            s.v[i] = v;
-            theta[i] -= step * m / ((v * inv_c2).sqrt() + eps);
-        }
+        let constants = AdamStep {
+            beta1: T::from_f64(self.beta1),
+            beta2: T::from_f64(self.beta2),
+            one_minus_beta1: T::from_f64(1.0 - self.beta1),
+            one_minus_beta2: T::from_f64(1.0 - self.beta2),
+            step: T::from_f64(self.lr / c1),
+            inv_correction2: T::from_f64(1.0 / c2),
+            eps: T::from_f64(self.eps),
+        };
+        adam_update(theta, grad, &mut s.m, &mut s.v, constants);
         Ok(())
     }
 }

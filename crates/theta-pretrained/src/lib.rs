@@ -4,14 +4,19 @@
 //!
 //! Each task's support and query points are pooled: its loss is the mean
 //! over all of them, `(N_s·L_s + N_q·L_q)/(N_s + N_q)`, and the batch's
-//! gradient is the mean over tasks. Adaptation is plain fine-tuning: m SGD
-//! steps of size α on the support set.
+//! gradient is the mean over tasks. When every task of a batch has the same
+//! sizes (as every theta task family's do) that is the mean over all the
+//! batch's points, and the learner computes it so: one pass over the pooled
+//! batch (`MetaLearner::pools_batch`), the plain batched pass a framework
+//! would run, instead of two small passes per task. Every task then reports
+//! the batch's joint loss. Adaptation is plain fine-tuning: m SGD steps of
+//! size α on the support set.
 
 #![warn(missing_docs)]
 
-use theta_core::vector::{axpy, scale};
-use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{InnerSgd, MetaError, MetaLearner, TaskOutcome};
+use theta_core::vector::{all_finite, axpy, scale};
+use theta_core::{Model, Pass, Real, Scratch, Split, Targets, Task};
+use theta_meta::{InnerSgd, MetaError, MetaLearner, StepStats, TaskOutcome, reduce_in_order};
 
 /// The baseline's fine-tuning settings (used only by [`MetaLearner::adapt`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,6 +40,9 @@ pub struct Pretrained<T> {
     fine_tune: InnerSgd,
     work: Vec<T>,
     scratch: Scratch<T>,
+    /// Every point of the last batch, task by task (support, then query);
+    /// rebuilt only when the batch's shape changes.
+    pool: Option<Split<T>>,
 }
 
 impl<T: Real> Pretrained<T> {
@@ -44,7 +52,48 @@ impl<T: Real> Pretrained<T> {
             fine_tune: InnerSgd::new(config.fine_tune_lr, config.fine_tune_steps)?,
             work: Vec::new(),
             scratch: Scratch::new(),
+            pool: None,
         })
+    }
+
+    /// Copies every point of `tasks` into the pool (support, then query, task
+    /// by task), resizing it only when the batch's shape changed.
+    fn fill_pool(&mut self, tasks: &[Task<T>]) {
+        let first = &tasks[0];
+        let rows = tasks.len() * (first.support.len() + first.query.len());
+        let d_in = first.support.x().cols();
+        let d_out = match first.support.y() {
+            Targets::Values(m) => Some(m.cols()),
+            Targets::Labels(_) => None,
+        };
+        let fits = self.pool.as_ref().is_some_and(|p| {
+            let same_kind = match (p.y(), d_out) {
+                (Targets::Values(m), Some(d)) => m.cols() == d,
+                (Targets::Labels(_), None) => true,
+                _ => false,
+            };
+            p.len() == rows && p.x().cols() == d_in && same_kind
+        });
+        if !fits {
+            self.pool = Some(Split::zeros(rows, d_in, d_out));
+        }
+        let pool = self.pool.as_mut().expect("made above");
+        let (x, mut values, mut labels) = pool.parts_mut();
+        let (mut at, mut row) = (0, 0);
+        for split in tasks.iter().flat_map(|t| [&t.support, &t.query]) {
+            let n = split.len();
+            x[at..at + n * d_in].copy_from_slice(split.x().as_slice());
+            at += n * d_in;
+            match (split.y(), values.as_deref_mut(), labels.as_deref_mut()) {
+                (Targets::Values(m), Some(v), _) => {
+                    let d = m.cols();
+                    v[row * d..(row + n) * d].copy_from_slice(m.as_slice());
+                }
+                (Targets::Labels(l), _, Some(out)) => out[row..row + n].copy_from_slice(l),
+                _ => unreachable!("the pool has the batch's target kind"),
+            }
+            row += n;
+        }
     }
 }
 
@@ -78,6 +127,50 @@ impl<T: Real> MetaLearner<T> for Pretrained<T> {
 
     fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
         Box::new(self.clone())
+    }
+
+    fn pools_batch(&self) -> bool {
+        true
+    }
+
+    /// The joint-loss gradient of the whole batch: one pass over its pooled
+    /// points when every task has the same sizes (then it equals the mean of
+    /// [`MetaLearner::task_gradient`] over the tasks), task by task otherwise.
+    fn meta_gradient(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        tasks: &[Task<T>],
+        grad: &mut [T],
+        task_losses: &mut [f64],
+    ) -> Result<StepStats, MetaError> {
+        let Some(first) = tasks.first() else { return Err(MetaError::EmptyBatch) };
+        theta_core::check_len("per-task loss buffer", tasks.len(), task_losses.len())?;
+        let equal_sizes = tasks
+            .iter()
+            .all(|t| t.support.len() == first.support.len() && t.query.len() == first.query.len());
+        if !equal_sizes {
+            let p = grad.len();
+            let mut task_grads = vec![T::ZERO; tasks.len() * p];
+            let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
+            for ((task, g), o) in
+                tasks.iter().zip(task_grads.chunks_exact_mut(p.max(1))).zip(&mut outcomes)
+            {
+                *o = self.task_gradient(model, theta, task, g)?;
+            }
+            return reduce_in_order(&task_grads, &outcomes, grad, task_losses);
+        }
+        let rows = tasks.len() * (first.support.len() + first.query.len());
+        self.fill_pool(tasks);
+        let Pretrained { pool, scratch, .. } = self;
+        let pool = pool.as_ref().expect("filled above");
+        let loss =
+            model.loss_grad(theta, pool, grad, scratch.get(model, Pass::Gradient, rows))?.to_f64();
+        if !all_finite(grad) {
+            return Err(MetaError::NonFinite("the meta-gradient".into()));
+        }
+        task_losses.fill(loss);
+        Ok(StepStats { meta_loss: loss, cg: None })
     }
 
     /// Fine-tuning: the configured SGD steps on the support set.
