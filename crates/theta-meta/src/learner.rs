@@ -94,16 +94,29 @@ pub trait MetaLearner<T: Real>: Send {
         grad: &mut [T],
         task_losses: &mut [f64],
     ) -> Result<StepStats, MetaError> {
-        let p = grad.len();
-        let mut task_grads = vec![T::ZERO; tasks.len() * p];
-        let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
-        for ((task, g), o) in
-            tasks.iter().zip(task_grads.chunks_exact_mut(p.max(1))).zip(&mut outcomes)
-        {
-            *o = self.task_gradient(model, theta, task, g)?;
-        }
-        reduce_in_order(&task_grads, &outcomes, grad, task_losses)
+        mean_of_task_gradients(self, model, theta, tasks, grad, task_losses)
     }
+}
+
+/// The batch mean of `learner`'s per-task gradients, one task after the
+/// other, into `grad` (what [`MetaLearner::meta_gradient`] does unless a
+/// learner overrides it). Allocates its per-task buffers.
+pub fn mean_of_task_gradients<T: Real, L: MetaLearner<T> + ?Sized>(
+    learner: &mut L,
+    model: &dyn Model<T>,
+    theta: &[T],
+    tasks: &[Task<T>],
+    grad: &mut [T],
+    task_losses: &mut [f64],
+) -> Result<StepStats, MetaError> {
+    let p = grad.len();
+    let mut task_grads = vec![T::ZERO; tasks.len() * p];
+    let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
+    for ((task, g), o) in tasks.iter().zip(task_grads.chunks_exact_mut(p.max(1))).zip(&mut outcomes)
+    {
+        *o = learner.task_gradient(model, theta, task, g)?;
+    }
+    reduce_in_order(&task_grads, &outcomes, grad, task_losses)
 }
 
 /// The mean of per-task gradients (`task_grads`, n × P, task by task) into

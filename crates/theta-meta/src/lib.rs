@@ -21,5 +21,8 @@ mod train;
 pub use error::{MetaError, at_least_one, positive};
 pub use eval::{Adaptation, EvalPoint, Evaluation, Stat};
 pub use inner::InnerSgd;
-pub use learner::{BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, reduce_in_order};
+pub use learner::{
+    BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, mean_of_task_gradients,
+    reduce_in_order,
+};
 pub use train::{Observer, StepReport, TrainState, Trainer};

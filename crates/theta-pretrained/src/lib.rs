@@ -16,7 +16,9 @@
 
 use theta_core::vector::{all_finite, axpy, scale};
 use theta_core::{Model, Pass, Real, Scratch, Split, Targets, Task};
-use theta_meta::{InnerSgd, MetaError, MetaLearner, StepStats, TaskOutcome, reduce_in_order};
+use theta_meta::{
+    InnerSgd, MetaError, MetaLearner, StepStats, TaskOutcome, mean_of_task_gradients,
+};
 
 /// The baseline's fine-tuning settings (used only by [`MetaLearner::adapt`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,15 +152,7 @@ impl<T: Real> MetaLearner<T> for Pretrained<T> {
             .iter()
             .all(|t| t.support.len() == first.support.len() && t.query.len() == first.query.len());
         if !equal_sizes {
-            let p = grad.len();
-            let mut task_grads = vec![T::ZERO; tasks.len() * p];
-            let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
-            for ((task, g), o) in
-                tasks.iter().zip(task_grads.chunks_exact_mut(p.max(1))).zip(&mut outcomes)
-            {
-                *o = self.task_gradient(model, theta, task, g)?;
-            }
-            return reduce_in_order(&task_grads, &outcomes, grad, task_losses);
+            return mean_of_task_gradients(self, model, theta, tasks, grad, task_losses);
         }
         let rows = tasks.len() * (first.support.len() + first.query.len());
         self.fill_pool(tasks);
