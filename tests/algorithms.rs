@@ -186,6 +186,15 @@ fn pretrained_pooled_batch_equals_the_mean_over_tasks() {
         let (pooled, _) = meta_grad(&mut pretrained, &mlp, &theta, &tasks);
         let (mean, _) = per_task_mean(&mut pretrained, &tasks);
         assert!(rel_err(&pooled, &mean) < 1e-13);
+
+        // Same sizes, wrong input width: the model's error, not a panic.
+        if mlp.spec().loss == Loss::Mse {
+            tasks[1] = batch(&LinearRegression::new(2, 0.1, 10, 7).unwrap(), 1, 4).remove(0);
+            let mut g = vec![0.0; theta.len()];
+            let mut losses = vec![0.0; tasks.len()];
+            let err = pretrained.meta_gradient(&mlp, &theta, &tasks, &mut g, &mut losses);
+            assert!(err.unwrap_err().to_string().contains("width"));
+        }
     }
 }
 

@@ -60,8 +60,10 @@ fn view_mut<T: Real>(s: &mut [T], rows: usize, cols: usize) -> MatMut<'_, T> {
     MatMut::from_row_major_slice_mut(&mut s[..rows * cols], rows, cols)
 }
 
-fn accum(accumulate: bool) -> Accum {
-    if accumulate { Accum::Add } else { Accum::Replace }
+/// `out ← [out +] a · b` on faer, one thread.
+fn faer_product<T: Real>(accumulate: bool, out: MatMut<'_, T>, a: MatRef<'_, T>, b: MatRef<'_, T>) {
+    let accum = if accumulate { Accum::Add } else { Accum::Replace };
+    matmul(out, accum, a, b, T::ONE, Par::Seq);
 }
 
 /// True when `x (m × k) · W (k × n)` runs on the small kernel (see the
@@ -83,14 +85,7 @@ pub fn gemm<T: Real>(
     if is_small(m, k, n) {
         small(accumulate, &mut out[..m * n], &a[..m * k], &b[..k * n], m, k, n);
     } else {
-        matmul(
-            view_mut(out, m, n),
-            accum(accumulate),
-            view(a, m, k),
-            view(b, k, n),
-            T::ONE,
-            Par::Seq,
-        );
+        faer_product(accumulate, view_mut(out, m, n), view(a, m, k), view(b, k, n));
     }
 }
 
@@ -104,14 +99,7 @@ pub fn gemm_tn<T: Real>(
     k: usize,
     n: usize,
 ) {
-    matmul(
-        view_mut(out, k, n),
-        accum(accumulate),
-        view(a, m, k).transpose(),
-        view(b, m, n),
-        T::ONE,
-        Par::Seq,
-    );
+    faer_product(accumulate, view_mut(out, k, n), view(a, m, k).transpose(), view(b, m, n));
 }
 
 /// `out (m × k) ← [out +] a · bᵀ` for `a` of `m × n` and `b` of `k × n` (faer).
@@ -124,14 +112,7 @@ pub fn gemm_nt<T: Real>(
     n: usize,
     k: usize,
 ) {
-    matmul(
-        view_mut(out, m, k),
-        accum(accumulate),
-        view(a, m, n),
-        view(b, k, n).transpose(),
-        T::ONE,
-        Par::Seq,
-    );
+    faer_product(accumulate, view_mut(out, m, k), view(a, m, n), view(b, k, n).transpose());
 }
 
 /// `out (m × n) ← [out +] a (m × k) · b (k × n)`, the register-blocked way.
@@ -142,20 +123,19 @@ fn small<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], m: usize, k
         let width = (n - j0).min(NV * lanes);
         let packs = width.div_ceil(lanes);
         // Rows p of b whose whole packs from column j0 lie inside b (the
-        // last pack may run into row p + 1); later rows load lane by lane.
+        // last pack may run into row p + 1).
         let full = packs * lanes;
         let safe = if b.len() >= j0 + full { ((b.len() - j0 - full) / n + 1).min(k) } else { 0 };
-        // Those later rows (usually one), zero-padded to whole packs once
-        // here rather than lane by lane in every row block.
+        // The later rows, zero-padded to whole packs once here rather than in
+        // every row block. With n ≥ 16 (`is_small`) a row's packs reach at
+        // most 15 values past it, so at most two rows: 2 × 64 ≤ TAIL.
+        assert!((k - safe) * full <= TAIL, "gemm: b's last rows exceed the padding buffer");
         let mut tail = [T::ZERO; TAIL];
-        let padded = (k - safe) * full <= TAIL;
-        if padded {
-            for p in safe..k {
-                let row = &b[p * n + j0..p * n + j0 + width];
-                tail[(p - safe) * full..][..width].copy_from_slice(row);
-            }
+        for p in safe..k {
+            let row = &b[p * n + j0..p * n + j0 + width];
+            tail[(p - safe) * full..][..width].copy_from_slice(row);
         }
-        let tail = if padded { Some(&tail[..(k - safe) * full]) } else { None };
+        let tail = &tail[..(k - safe) * full];
         // Blocks of nearly equal height: 10 rows are two blocks of 5, not 8 + 2.
         let blocks = m.div_ceil(MR);
         let mut i0 = 0;
@@ -191,7 +171,7 @@ fn small<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], m: usize, k
 
 /// One register block: `R` output rows × `V` packs, `width` valid columns
 /// (more than `(V − 1)` packs' worth); b's rows below `safe` hold `V` whole
-/// packs. The slices start at the block.
+/// packs, the later ones are in `tail`, padded. The slices start at the block.
 #[inline(always)]
 fn block<T: Real, const R: usize, const V: usize>(
     accumulate: bool,
@@ -203,7 +183,7 @@ fn block<T: Real, const R: usize, const V: usize>(
     k: usize,
     width: usize,
     safe: usize,
-    tail: Option<&[T]>,
+    tail: &[T],
 ) {
     let lanes = T::Pack::LANES;
     let full = V * lanes;
@@ -230,30 +210,13 @@ fn block<T: Real, const R: usize, const V: usize>(
         }
         fma_block(&mut acc, a_at(p), &bv);
     }
-    if let Some(tail) = tail {
-        for (p, bp) in (safe..k).zip(tail.chunks_exact(full)) {
-            let mut bv = [zero; V];
-            for v in 0..V {
-                bv[v] = T::Pack::load(&bp[v * lanes..]);
-            }
-            fma_block(&mut acc, a_at(p), &bv);
-        }
-        return store(accumulate, out, ldo, width, acc);
-    }
-    for p in safe..k {
-        let bp = &b[p * ldb..][..width];
+    for (p, bp) in (safe..k).zip(tail.chunks_exact(full)) {
         let mut bv = [zero; V];
         for v in 0..V {
-            let s = v * lanes;
-            bv[v] = if s + lanes <= width {
-                T::Pack::load(&bp[s..])
-            } else {
-                T::Pack::load_partial(&bp[s..])
-            };
+            bv[v] = T::Pack::load(&bp[v * lanes..]);
         }
         fma_block(&mut acc, a_at(p), &bv);
     }
-
     store(accumulate, out, ldo, width, acc);
 }
 

@@ -59,24 +59,14 @@ impl<T: Real> Pretrained<T> {
     }
 
     /// Copies every point of `tasks` into the pool (support, then query, task
-    /// by task), resizing it only when the batch's shape changed.
-    fn fill_pool(&mut self, tasks: &[Task<T>]) {
+    /// by task), resizing it only when the batch's shape changed; returns the
+    /// number of points. Every split must have `first`'s shape
+    /// ([`pools_alike`]).
+    fn fill_pool(&mut self, tasks: &[Task<T>]) -> usize {
         let first = &tasks[0];
         let rows = tasks.len() * (first.support.len() + first.query.len());
-        let d_in = first.support.x().cols();
-        let d_out = match first.support.y() {
-            Targets::Values(m) => Some(m.cols()),
-            Targets::Labels(_) => None,
-        };
-        let fits = self.pool.as_ref().is_some_and(|p| {
-            let same_kind = match (p.y(), d_out) {
-                (Targets::Values(m), Some(d)) => m.cols() == d,
-                (Targets::Labels(_), None) => true,
-                _ => false,
-            };
-            p.len() == rows && p.x().cols() == d_in && same_kind
-        });
-        if !fits {
+        let (d_in, d_out) = widths(&first.support);
+        if !self.pool.as_ref().is_some_and(|p| p.len() == rows && widths(p) == (d_in, d_out)) {
             self.pool = Some(Split::zeros(rows, d_in, d_out));
         }
         let pool = self.pool.as_mut().expect("made above");
@@ -96,7 +86,30 @@ impl<T: Real> Pretrained<T> {
             }
             row += n;
         }
+        rows
     }
+}
+
+/// A split's input width and target width (`None` for labels).
+fn widths<T: Real>(split: &Split<T>) -> (usize, Option<usize>) {
+    let d_out = match split.y() {
+        Targets::Values(m) => Some(m.cols()),
+        Targets::Labels(_) => None,
+    };
+    (split.x().cols(), d_out)
+}
+
+/// True when every task has the first one's sizes and widths, so that the
+/// batch pools into one split whose mean loss is the mean of the tasks'.
+fn pools_alike<T: Real>(tasks: &[Task<T>]) -> bool {
+    let first = &tasks[0];
+    let w = widths(&first.support);
+    tasks.iter().all(|t| {
+        t.support.len() == first.support.len()
+            && t.query.len() == first.query.len()
+            && widths(&t.support) == w
+            && widths(&t.query) == w
+    })
 }
 
 impl<T: Real> MetaLearner<T> for Pretrained<T> {
@@ -136,8 +149,9 @@ impl<T: Real> MetaLearner<T> for Pretrained<T> {
     }
 
     /// The joint-loss gradient of the whole batch: one pass over its pooled
-    /// points when every task has the same sizes (then it equals the mean of
-    /// [`MetaLearner::task_gradient`] over the tasks), task by task otherwise.
+    /// points when every task has the same sizes and widths (then it equals
+    /// the mean of [`MetaLearner::task_gradient`] over the tasks), task by
+    /// task otherwise.
     fn meta_gradient(
         &mut self,
         model: &dyn Model<T>,
@@ -146,16 +160,16 @@ impl<T: Real> MetaLearner<T> for Pretrained<T> {
         grad: &mut [T],
         task_losses: &mut [f64],
     ) -> Result<StepStats, MetaError> {
-        let Some(first) = tasks.first() else { return Err(MetaError::EmptyBatch) };
+        if tasks.is_empty() {
+            return Err(MetaError::EmptyBatch);
+        }
         theta_core::check_len("per-task loss buffer", tasks.len(), task_losses.len())?;
-        let equal_sizes = tasks
-            .iter()
-            .all(|t| t.support.len() == first.support.len() && t.query.len() == first.query.len());
-        if !equal_sizes {
+        if !pools_alike(tasks) {
+            // Task by task: each task's own weighting, and the model's own
+            // error for a task that does not fit it.
             return mean_of_task_gradients(self, model, theta, tasks, grad, task_losses);
         }
-        let rows = tasks.len() * (first.support.len() + first.query.len());
-        self.fill_pool(tasks);
+        let rows = self.fill_pool(tasks);
         let Pretrained { pool, scratch, .. } = self;
         let pool = pool.as_ref().expect("filled above");
         let loss =
