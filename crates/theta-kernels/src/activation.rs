@@ -489,22 +489,52 @@ pub fn column_sums<T: Real>(m: &[T], out: &mut [T]) {
     let cols = out.len();
     let _ = rows_of(m.len(), cols);
     let lanes = T::Pack::LANES;
-    let mut j = 0;
-    while j + lanes <= cols {
-        let mut acc = T::Pack::splat(T::ZERO);
+    if cols < lanes {
+        out.fill(T::ZERO);
         for row in m.chunks_exact(cols) {
-            acc = acc + T::Pack::load(&row[j..]);
-        }
-        acc.store(&mut out[j..]);
-        j += lanes;
-    }
-    if j < cols {
-        out[j..].fill(T::ZERO);
-        for row in m.chunks_exact(cols) {
-            for k in j..cols {
-                out[k] += row[k];
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o += x;
             }
         }
+        return;
+    }
+    // Each column is summed from zero down the rows, in order, whichever
+    // lane holds it: a partial last pack is taken over the last `lanes`
+    // columns, and the columns it shares get the same bits again.
+    let packs = cols.div_ceil(lanes);
+    let start = |v: usize| (v * lanes).min(cols - lanes);
+    let mut v0 = 0;
+    while v0 < packs {
+        let count = (packs - v0).min(4);
+        match count {
+            1 => column_pack_sums::<T, 1>(m, out, v0, start),
+            2 => column_pack_sums::<T, 2>(m, out, v0, start),
+            3 => column_pack_sums::<T, 3>(m, out, v0, start),
+            _ => column_pack_sums::<T, 4>(m, out, v0, start),
+        }
+        v0 += count;
+    }
+}
+
+/// Column sums of `V` packs at once (independent chains), packs `v0..v0 + V`
+/// starting at `start(v)`.
+#[inline(always)]
+fn column_pack_sums<T: Real, const V: usize>(
+    m: &[T],
+    out: &mut [T],
+    v0: usize,
+    start: impl Fn(usize) -> usize,
+) {
+    let cols = out.len();
+    let mut acc = [T::Pack::splat(T::ZERO); V];
+    let starts: [usize; V] = std::array::from_fn(|v| start(v0 + v));
+    for row in m.chunks_exact(cols) {
+        for v in 0..V {
+            acc[v] = acc[v] + T::Pack::load(&row[starts[v]..]);
+        }
+    }
+    for v in 0..V {
+        acc[v].store(&mut out[starts[v]..]);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Matrix products on row-major buffers: faer, and a register-blocked SIMD
-//! kernel for the small `x · W` products of few-shot learning.
+//! kernel for the small `x · W` and `xᵀ δ` products of few-shot learning.
 //!
 //! A few-shot task is small: the sinusoid network multiplies 10 × 40 by
 //! 40 × 40, sixteen thousand multiply-adds, where a general GEMM spends a
@@ -19,15 +19,25 @@
 //! fused, from zero, then added to the old value when accumulating: one fixed
 //! order, so results are deterministic.
 //!
-//! Which products take it was measured (`cargo bench -p theta-benches --
-//! gemm`, and in-process A/B runs of whole meta-steps, 2026-11-22): `x · W`
-//! with at most [`SMALL_ROWS`] rows, at least 16 output columns and 8 inputs
-//! is 15–25% faster than faer at the sinusoid's shape (10 × 40 × 40, 70% of
-//! the FMA peak) and makes MAML's and first-order MAML's meta-steps 5–10%
-//! faster. Elsewhere faer is as fast or faster (both reach 80–87% of the
-//! peak from 20 rows up), and the transposed products (`xᵀ δ`, and `δ Wᵀ`,
-//! which this kernel could only run on a transposed copy of W) were no
-//! faster here: they stay on faer, as do narrow outputs and large layers.
+//! The same kernel runs `xᵀ δ` (the weight gradient) by reading x
+//! transposed in place: the R values of A that a step broadcasts are then
+//! R consecutive values of one row of x, so nothing is copied.
+//!
+//! Products with a single term or a single output column (the sinusoid's
+//! 1-wide input and output layers) are not matrix products at all: outer
+//! products, weighted sums of rows and dot products, each a short loop here.
+//! faer's fixed cost per call (60–80 ns) was more than their arithmetic.
+//!
+//! Which products take which path was measured (`cargo bench -p
+//! theta-benches -- gemm`, and in-process A/B runs of whole meta-steps,
+//! 2026-11-22): `x · W` with at most [`SMALL_ROWS`] rows and at least 16
+//! output columns is 15–25% faster than faer at the sinusoid's shape
+//! (10 × 40 × 40); `xᵀ δ` over at most [`SMALL_ROWS`] rows 5% faster; the
+//! one-term and one-column loops 1.1–3× faster than faer. With those and
+//! the faster column sums and finiteness checks of the same change, MAML's
+//! and first-order MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this kernel could only run on a transposed
+//! copy of W (the transpose alone costs about as much as the product), stays
+//! on faer, as do long reductions and large layers.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -69,7 +79,14 @@ fn faer_product<T: Real>(accumulate: bool, out: MatMut<'_, T>, a: MatRef<'_, T>,
 /// True when `x (m × k) · W (k × n)` runs on the small kernel (see the
 /// module doc for why these bounds).
 pub fn is_small(m: usize, k: usize, n: usize) -> bool {
-    m <= SMALL_ROWS && (8..=SMALL_MAX).contains(&k) && (16..=SMALL_MAX).contains(&n)
+    m <= SMALL_ROWS && (1..=SMALL_MAX).contains(&k) && (16..=SMALL_MAX).contains(&n)
+}
+
+/// True when `aᵀ · b`, for `a` of `m × k` and `b` of `m × n`, runs on the
+/// small kernel: a reduction over at most [`SMALL_ROWS`] rows, read with A
+/// transposed in place.
+pub fn is_small_tn(m: usize, k: usize, n: usize) -> bool {
+    m <= SMALL_ROWS && (1..=SMALL_MAX).contains(&k) && (16..=SMALL_MAX).contains(&n)
 }
 
 /// `out (m × n) ← [out +] a (m × k) · b (k × n)`, all row-major.
@@ -82,14 +99,22 @@ pub fn gemm<T: Real>(
     k: usize,
     n: usize,
 ) {
-    if is_small(m, k, n) {
-        small(accumulate, &mut out[..m * n], &a[..m * k], &b[..k * n], m, k, n);
+    let (out, a, b) = (&mut out[..m * n], &a[..m * k], &b[..k * n]);
+    if out.is_empty() || k == 0 {
+        return no_terms(accumulate, out);
+    }
+    if k == 1 {
+        outer(accumulate, out, a, b);
+    } else if n == 1 {
+        matvec(accumulate, out, a, b, k);
+    } else if is_small(m, k, n) {
+        small::<T, false>(accumulate, out, a, k, b, m, k, n);
     } else {
         faer_product(accumulate, view_mut(out, m, n), view(a, m, k), view(b, k, n));
     }
 }
 
-/// `out (k × n) ← [out +] aᵀ · b` for `a` of `m × k` and `b` of `m × n` (faer).
+/// `out (k × n) ← [out +] aᵀ · b` for `a` of `m × k` and `b` of `m × n`.
 pub fn gemm_tn<T: Real>(
     accumulate: bool,
     out: &mut [T],
@@ -99,10 +124,22 @@ pub fn gemm_tn<T: Real>(
     k: usize,
     n: usize,
 ) {
-    faer_product(accumulate, view_mut(out, k, n), view(a, m, k).transpose(), view(b, m, n));
+    let (out, a, b) = (&mut out[..k * n], &a[..m * k], &b[..m * n]);
+    if out.is_empty() || m == 0 {
+        return no_terms(accumulate, out);
+    }
+    if k == 1 {
+        weighted_row_sum(accumulate, out, a, b);
+    } else if n == 1 {
+        weighted_row_sum(accumulate, out, b, a);
+    } else if is_small_tn(m, k, n) {
+        small::<T, true>(accumulate, out, a, k, b, k, m, n);
+    } else {
+        faer_product(accumulate, view_mut(out, k, n), view(a, m, k).transpose(), view(b, m, n));
+    }
 }
 
-/// `out (m × k) ← [out +] a · bᵀ` for `a` of `m × n` and `b` of `k × n` (faer).
+/// `out (m × k) ← [out +] a · bᵀ` for `a` of `m × n` and `b` of `k × n`.
 pub fn gemm_nt<T: Real>(
     accumulate: bool,
     out: &mut [T],
@@ -112,11 +149,135 @@ pub fn gemm_nt<T: Real>(
     n: usize,
     k: usize,
 ) {
-    faer_product(accumulate, view_mut(out, m, k), view(a, m, n), view(b, k, n).transpose());
+    let (out, a, b) = (&mut out[..m * k], &a[..m * n], &b[..k * n]);
+    if out.is_empty() || n == 0 {
+        return no_terms(accumulate, out);
+    }
+    if n == 1 {
+        outer(accumulate, out, a, b);
+    } else {
+        faer_product(accumulate, view_mut(out, m, k), view(a, m, n), view(b, k, n).transpose());
+    }
 }
 
-/// `out (m × n) ← [out +] a (m × k) · b (k × n)`, the register-blocked way.
-fn small<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], m: usize, k: usize, n: usize) {
+/// A product whose sums have no terms (or no outputs): zero, or unchanged.
+fn no_terms<T: Real>(accumulate: bool, out: &mut [T]) {
+    if !accumulate {
+        out.fill(T::ZERO);
+    }
+}
+
+/// `out ← [out +] a ⊗ b`, the `m × n` outer product of `a` (m) and `b` (n):
+/// the products with one term, `k = 1`.
+fn outer<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T]) {
+    let (lanes, n) = (T::Pack::LANES, b.len());
+    let whole = n - n % lanes;
+    for (row, &x) in out.chunks_exact_mut(n).zip(a) {
+        let xs = T::Pack::splat(x);
+        for j in (0..whole).step_by(lanes) {
+            let v = xs * T::Pack::load(&b[j..]);
+            let v = if accumulate { T::Pack::load(&row[j..]) + v } else { v };
+            v.store(&mut row[j..]);
+        }
+        for (o, &y) in row[whole..].iter_mut().zip(&b[whole..]) {
+            *o = if accumulate { *o + x * y } else { x * y };
+        }
+    }
+}
+
+/// `out (n) ← [out +] Σ_p w[p] · rows[p, ·]` for `rows` of `w.len() × n`:
+/// `xᵀ δ` when either side has one column. Each output is a fused sum over
+/// p in order; a last partial pack is computed over the last whole pack's
+/// span, so the columns it shares with the previous pack get the same bits.
+fn weighted_row_sum<T: Real>(accumulate: bool, out: &mut [T], w: &[T], rows: &[T]) {
+    let (lanes, n) = (T::Pack::LANES, out.len());
+    let column_pack = |j: usize| {
+        let mut s = T::Pack::splat(T::ZERO);
+        for (&x, row) in w.iter().zip(rows.chunks_exact(n)) {
+            s = T::Pack::splat(x).mul_add(T::Pack::load(&row[j..]), s);
+        }
+        s
+    };
+    if n < lanes {
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut s = T::ZERO;
+            for (&x, row) in w.iter().zip(rows.chunks_exact(n)) {
+                s += x * row[j];
+            }
+            *o = if accumulate { *o + s } else { s };
+        }
+        return;
+    }
+    let whole = n - n % lanes;
+    for j in (0..whole).step_by(lanes) {
+        let s = column_pack(j);
+        let s = if accumulate { T::Pack::load(&out[j..]) + s } else { s };
+        s.store(&mut out[j..]);
+    }
+    if whole < n {
+        let (j, done) = (n - lanes, lanes - n % lanes);
+        let s = column_pack(j);
+        let old = T::Pack::load(&out[j..]);
+        let s = if accumulate { old.blend_first(done, old + s) } else { s };
+        s.store(&mut out[j..]);
+    }
+}
+
+/// `out (m) ← [out +] a (m × k) · b (k)`: a dot product per row, in packs
+/// along k (a last partial pack over the last whole pack's span, its shared
+/// lanes zeroed), the lanes then summed as a tree.
+fn matvec<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], k: usize) {
+    let lanes = T::Pack::LANES;
+    let whole = k - k % lanes;
+    let zero = T::Pack::splat(T::ZERO);
+    for (o, row) in out.iter_mut().zip(a.chunks_exact(k)) {
+        let mut s = zero;
+        for p in (0..whole).step_by(lanes) {
+            s = T::Pack::load(&row[p..]).mul_add(T::Pack::load(&b[p..]), s);
+        }
+        let s = if whole == k {
+            tree_sum(s)
+        } else if k >= lanes {
+            let (p, done) = (k - lanes, lanes - k % lanes);
+            let tail = zero.blend_first(done, T::Pack::load(&row[p..]));
+            tree_sum(tail.mul_add(T::Pack::load(&b[p..]), s))
+        } else {
+            row.iter().zip(b).fold(T::ZERO, |s, (&x, &y)| s + x * y)
+        };
+        *o = if accumulate { *o + s } else { s };
+    }
+}
+
+/// The sum of a pack's lanes, pairwise (a short dependency chain).
+#[inline(always)]
+fn tree_sum<T: Real>(s: T::Pack) -> T {
+    let mut v = [T::ZERO; 16];
+    let lanes = T::Pack::LANES;
+    s.store(&mut v[..lanes]);
+    let mut width = lanes;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            v[i] += v[i + width];
+        }
+    }
+    v[0]
+}
+
+/// `out (m × n) ← [out +] A (m × k) · b (k × n)`, the register-blocked way,
+/// with `A(i, p) = a[i·lda + p]`, or `a[p·lda + i]` when `AT` (A read
+/// transposed in place, for `xᵀ δ`).
+#[allow(clippy::too_many_arguments)]
+fn small<T: Real, const AT: bool>(
+    accumulate: bool,
+    out: &mut [T],
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
     let lanes = T::Pack::LANES;
     let mut j0 = 0;
     while j0 < n {
@@ -127,8 +288,9 @@ fn small<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], m: usize, k
         let full = packs * lanes;
         let safe = if b.len() >= j0 + full { ((b.len() - j0 - full) / n + 1).min(k) } else { 0 };
         // The later rows, zero-padded to whole packs once here rather than in
-        // every row block. With n ≥ 16 (`is_small`) a row's packs reach at
-        // most 15 values past it, so at most two rows: 2 × 64 ≤ TAIL.
+        // every row block. A row's packs reach at most `full − 1` values past
+        // it, so at most ⌈full / n⌉ + 1 rows: with n ≥ 16, two rows of ≤ 64
+        // values; with narrower rows, one pack: within TAIL either way.
         assert!((k - safe) * full <= TAIL, "gemm: b's last rows exceed the padding buffer");
         let mut tail = [T::ZERO; TAIL];
         for p in safe..k {
@@ -141,7 +303,7 @@ fn small<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], m: usize, k
         let mut i0 = 0;
         for block_index in 0..blocks {
             let rows = (m - i0).div_ceil(blocks - block_index);
-            let a = &a[i0 * k..];
+            let a = if AT { &a[i0..] } else { &a[i0 * lda..] };
             let (out, b) = (&mut out[i0 * n + j0..], &b[j0..]);
             macro_rules! run {
                 ($($r:literal),*; $($v:literal),*) => {
@@ -155,8 +317,8 @@ fn small<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], m: usize, k
                 };
                 (@packs $r:literal [$($v:literal),*]) => {
                     match packs {
-                        $($v => block::<T, $r, $v>(
-                            accumulate, out, n, a, b, n, k, width, safe, tail,
+                        $($v => block::<T, AT, $r, $v>(
+                            accumulate, out, n, a, lda, b, n, k, width, safe, tail,
                         ),)*
                         _ => unreachable!("column blocks hold 1..=NV packs"),
                     }
@@ -173,11 +335,13 @@ fn small<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], m: usize, k
 /// (more than `(V − 1)` packs' worth); b's rows below `safe` hold `V` whole
 /// packs, the later ones are in `tail`, padded. The slices start at the block.
 #[inline(always)]
-fn block<T: Real, const R: usize, const V: usize>(
+#[allow(clippy::too_many_arguments)]
+fn block<T: Real, const AT: bool, const R: usize, const V: usize>(
     accumulate: bool,
     out: &mut [T],
     ldo: usize,
     a: &[T],
+    lda: usize,
     b: &[T],
     ldb: usize,
     k: usize,
@@ -190,15 +354,23 @@ fn block<T: Real, const R: usize, const V: usize>(
     let zero = T::Pack::splat(T::ZERO);
     let mut acc = [[zero; V]; R];
     // A's rows as slices of exactly k values, so indexing by p < k needs no
-    // check in the loop.
+    // check in the loop (read transposed, column p of the block is R
+    // consecutive values).
     let mut a_rows = [&a[..0]; R];
-    for r in 0..R {
-        a_rows[r] = &a[r * k..][..k];
+    if !AT {
+        for r in 0..R {
+            a_rows[r] = &a[r * lda..][..k];
+        }
     }
     let a_at = |p: usize| -> [T; R] {
         let mut x = [T::ZERO; R];
-        for r in 0..R {
-            x[r] = a_rows[r][p];
+        if AT {
+            let column = &a[p * lda..][..R];
+            x.copy_from_slice(column);
+        } else {
+            for r in 0..R {
+                x[r] = a_rows[r][p];
+            }
         }
         x
     };

@@ -6,7 +6,7 @@
 //! survive: the kernel rewrites lanes past a row, never past the buffer.
 
 use theta_kernels::Real;
-use theta_kernels::gemm::{gemm, gemm_nt, gemm_ref, gemm_tn, is_small};
+use theta_kernels::gemm::{gemm, gemm_nt, gemm_ref, gemm_tn, is_small, is_small_tn};
 
 struct Lcg(u64);
 impl Lcg {
@@ -88,6 +88,22 @@ fn products<T: Real>() {
         (3, 40, 129),
         (80, 64, 64),
         (80, 256, 128),
+        // one-term products (outer products), one-column outputs (dot
+        // products and weighted row sums), partial and whole packs of each
+        (10, 1, 16),
+        (10, 1, 7),
+        (7, 1, 1),
+        (4, 5, 1),
+        (4, 32, 1),
+        (33, 17, 1),
+        (10, 40, 3),
+        (3, 5, 7),
+        // reductions over at most 32 rows with tall outputs (xᵀ δ in place)
+        (10, 100, 40),
+        (32, 128, 17),
+        // empty sums and empty outputs
+        (5, 0, 6),
+        (0, 5, 6),
     ]
     .to_vec();
     for (m, k, n) in shapes {
@@ -161,7 +177,9 @@ fn products_match_the_reference_f64() {
 #[test]
 fn the_sinusoid_layer_takes_the_small_kernel() {
     assert!(is_small(10, 40, 40));
-    assert!(!is_small(10, 40, 1), "narrow outputs stay on faer");
+    assert!(is_small_tn(10, 40, 40), "xᵀ δ reads x transposed in place");
+    assert!(!is_small(10, 40, 1), "one-column outputs are dot products");
+    assert!(!is_small_tn(33, 40, 40), "long reductions stay on faer");
     assert!(!is_small(500, 40, 40), "tall products stay on faer");
     assert!(!is_small(80, 784, 256), "large layers stay on faer");
 }
