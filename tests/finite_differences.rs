@@ -163,6 +163,24 @@ fn check(c: &Case, label: &str) {
     // G is positive semi-definite: vᵀ G v ≥ 0.
     let vgv: f64 = c.v.iter().zip(&gn).map(|(a, b)| a * b).sum();
     assert!(vgv >= -1e-12, "{label}: vᵀGv = {vgv} < 0");
+    // Prepared once, then several directions (as conjugate gradient asks):
+    // the loss and every product bit for bit those of loss_gnvp.
+    let mut prepared = Scratch::new();
+    let ps = prepared.get(m, Pass::GaussNewton, n);
+    let loss = m.prepare_gnvp(&c.theta, &c.split, ps).unwrap();
+    let expected_loss = m.loss(&c.theta, &c.split, s.get(m, Pass::Loss, n)).unwrap();
+    assert_eq!(loss.to_bits(), expected_loss.to_bits(), "{label}: prepared loss");
+    for (i, factor) in [1.0, -0.5, 3.0].into_iter().enumerate() {
+        let u: Vec<f64> =
+            c.v.iter().enumerate().map(|(j, x)| factor * x + 0.1 * j as f64).collect();
+        let (mut expected, mut actual) = (vec![0.0; p], vec![0.0; p]);
+        m.loss_gnvp(&c.theta, &c.split, &u, &mut expected, s.get(m, Pass::GaussNewton, n)).unwrap();
+        m.gnvp_prepared(&c.theta, &c.split, &u, &mut actual, ps).unwrap();
+        assert_eq!(actual, expected, "{label}: prepared Gauss-Newton product {i}");
+    }
+    let bad: Vec<f64> = c.v.iter().map(|_| f64::NAN).collect();
+    let mut out = vec![0.0; p];
+    assert!(m.gnvp_prepared(&c.theta, &c.split, &bad, &mut out, ps).is_err(), "{label}: NaN v");
 }
 
 #[test]

@@ -93,6 +93,30 @@ pub trait Model<T: Real>: Send + Sync {
         gnvp: &mut [T],
         scratch: &mut [T],
     ) -> Result<T>;
+
+    /// Prepares several Gauss-Newton-vector products at one θ on one split
+    /// (conjugate gradient asks for one per iteration): checks θ and the
+    /// split, runs into `scratch` the part of [`Model::loss_gnvp`] that does
+    /// not depend on v (the forward pass), and returns the loss. The default
+    /// prepares nothing.
+    fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
+        self.loss(theta, split, scratch)
+    }
+
+    /// `G(θ) v` at the θ and split of the last [`Model::prepare_gnvp`] on this
+    /// `scratch`, which must not have been used for anything else since: the
+    /// same bits as [`Model::loss_gnvp`], without repeating the forward pass.
+    /// The default runs `loss_gnvp`.
+    fn gnvp_prepared(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        gnvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<()> {
+        self.loss_gnvp(theta, split, v, gnvp, scratch).map(|_| ())
+    }
 }
 
 /// A reusable scratch buffer that grows to the largest pass asked of it.

@@ -103,6 +103,18 @@ struct DampedCurvature<'a, T: Real> {
     work: &'a mut [T],
 }
 
+impl<T: Real> DampedCurvature<'_, T> {
+    /// The operator, ready for its products: with Gauss-Newton curvature
+    /// the model's forward pass at φ runs here, once for the whole solve.
+    fn prepared(self) -> Result<Self, theta_core::Error> {
+        if self.curvature == Curvature::GaussNewton {
+            let s = self.scratch.get(self.model, Pass::GaussNewton, self.split.len());
+            self.model.prepare_gnvp(self.phi, self.split, s)?;
+        }
+        Ok(self)
+    }
+}
+
 impl<T: Real> LinearOperator<T> for DampedCurvature<'_, T> {
     fn dim(&self) -> usize {
         self.phi.len()
@@ -116,8 +128,9 @@ impl<T: Real> LinearOperator<T> for DampedCurvature<'_, T> {
                 self.model.loss_grad_hvp(self.phi, self.split, x, self.work, out, s)?;
             }
             Curvature::GaussNewton => {
+                // The forward pass at φ was run once, in `prepared`.
                 let s = self.scratch.get(self.model, Pass::GaussNewton, rows);
-                self.model.loss_gnvp(self.phi, self.split, x, out, s)?;
+                self.model.gnvp_prepared(self.phi, self.split, x, out, s)?;
             }
         }
         scale(self.scale, out);
@@ -236,7 +249,8 @@ impl<T: Real> Parts<'_, T> {
                         scale: T::ONE,
                         scratch: self.scratch,
                         work: self.work,
-                    };
+                    }
+                    .prepared()?;
                     self.step.fill(T::ZERO);
                     let report = cg.solve(&mut op, self.rhs, self.step, self.cg)?;
                     stats.iterations += report.iterations;
@@ -308,7 +322,8 @@ impl<T: Real> MetaLearner<T> for Imaml<T> {
             scale: T::from_f64(1.0 / lambda),
             scratch: parts.scratch,
             work: parts.work,
-        };
+        }
+        .prepared()?;
         g.fill(T::ZERO);
         let report = outer_cg.solve(&mut op, parts.rhs, g, parts.cg)?;
         let cg = CgStats {

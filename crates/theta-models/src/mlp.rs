@@ -544,18 +544,43 @@ impl<T: Real> Model<T> for Mlp {
         gnvp: &mut [T],
         scratch: &mut [T],
     ) -> Result<T> {
+        let loss = self.prepare_gnvp(theta, split, scratch)?;
+        self.gnvp_prepared(theta, split, v, gnvp, scratch)?;
+        Ok(loss)
+    }
+
+    fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
         self.check(theta, split, Pass::GaussNewton, scratch)?;
+        let (rows, x) = (split.len(), split.x().as_slice());
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x, rows, r.hs);
+        let out = self.h(r.hs, rows, self.layers.len() - 1);
+        let loss =
+            self.spec.loss.value_and_gradient(out, self.output_dim_(), split.y().as_ref(), None);
+        Self::finite(loss)
+    }
+
+    fn gnvp_prepared(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        gnvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<()> {
+        // θ's values were checked when prepared; the shapes are checked again
+        // because they cost nothing.
+        check_len("parameter vector length", self.num_params, theta.len())?;
+        self.check_inputs(split.x(), Pass::GaussNewton, scratch)?;
+        self.check_targets(split)?;
         check_direction(v, self.num_params)?;
         check_len("Gauss-Newton-vector buffer length", self.num_params, gnvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
         self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
         let last = self.layers.len() - 1;
         let d_out = self.output_dim_();
         let out = self.h(r.hs, rows, last);
-        let loss = self.spec.loss.value_and_gradient(out, d_out, split.y().as_ref(), None);
-        let loss = Self::finite(loss)?;
         // J v is Rh_L; H_out (J v) seeds a plain backward pass, which applies Jᵀ.
         self.spec.loss.output_hessian_product(
             out,
@@ -564,6 +589,6 @@ impl<T: Real> Model<T> for Mlp {
             &mut r.delta_a[..rows * d_out],
         );
         self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, gnvp);
-        Ok(loss)
+        Ok(())
     }
 }
