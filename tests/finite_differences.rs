@@ -181,6 +181,31 @@ fn check(c: &Case, label: &str) {
     let bad: Vec<f64> = c.v.iter().map(|_| f64::NAN).collect();
     let mut out = vec![0.0; p];
     assert!(m.gnvp_prepared(&c.theta, &c.split, &bad, &mut out, ps).is_err(), "{label}: NaN v");
+    // The same for Hessian-vector products prepared by a gradient pass (MAML's
+    // inner loop then reverse pass): the gradient as loss_grad's, every
+    // product as loss_grad_hvp's, bit for bit.
+    let ps = prepared.get(m, Pass::HessianVector, n);
+    let (mut g_prepared, mut g_plain) = (vec![0.0; p], vec![0.0; p]);
+    let loss = m.loss_grad_prepare_hvp(&c.theta, &c.split, &mut g_prepared, ps).unwrap();
+    let plain = m.loss_grad(&c.theta, &c.split, &mut g_plain, s.get(m, Pass::Gradient, n)).unwrap();
+    assert_eq!(
+        (loss.to_bits(), &g_prepared),
+        (plain.to_bits(), &g_plain),
+        "{label}: prepared gradient"
+    );
+    for (i, factor) in [1.0, -0.5, 3.0].into_iter().enumerate() {
+        let u: Vec<f64> =
+            c.v.iter().enumerate().map(|(j, x)| factor * x - 0.2 * j as f64).collect();
+        let (mut expected, mut actual, mut work) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+        let hs = s.get(m, Pass::HessianVector, n);
+        m.loss_grad_hvp(&c.theta, &c.split, &u, &mut work, &mut expected, hs).unwrap();
+        m.hvp_prepared(&c.theta, &c.split, &u, &mut work, &mut actual, ps).unwrap();
+        assert_eq!(actual, expected, "{label}: prepared Hessian-vector product {i}");
+    }
+    assert!(
+        m.hvp_prepared(&c.theta, &c.split, &bad, &mut g_plain, &mut out, ps).is_err(),
+        "{label}: NaN v"
+    );
 }
 
 #[test]

@@ -94,6 +94,39 @@ pub trait Model<T: Real>: Send + Sync {
         scratch: &mut [T],
     ) -> Result<T>;
 
+    /// The loss and its gradient, as [`Model::loss_grad`], in a `scratch`
+    /// sized for [`Pass::HessianVector`], which it leaves prepared for
+    /// [`Model::hvp_prepared`] at the same θ and split (MAML's inner loop
+    /// computes this gradient, its reverse pass then needs `H(θ) v` there).
+    /// The default prepares nothing.
+    fn loss_grad_prepare_hvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        grad: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.loss_grad(theta, split, grad, scratch)
+    }
+
+    /// `H(θ) v` at the θ and split of the last
+    /// [`Model::loss_grad_prepare_hvp`] on this `scratch`, which must not have
+    /// been used for anything else since: the same bits as
+    /// [`Model::loss_grad_hvp`]'s product, without its forward pass and
+    /// gradient. `work` is P values of work space; the default runs
+    /// `loss_grad_hvp` with the gradient written there.
+    fn hvp_prepared(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        work: &mut [T],
+        hvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<()> {
+        self.loss_grad_hvp(theta, split, v, work, hvp, scratch).map(|_| ())
+    }
+
     /// Prepares several Gauss-Newton-vector products at one θ on one split
     /// (conjugate gradient asks for one per iteration): checks θ and the
     /// split, runs into `scratch` the part of [`Model::loss_gnvp`] that does

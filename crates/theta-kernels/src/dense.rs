@@ -106,8 +106,8 @@ impl Dense {
 
     /// Tangent backward, fused with the plain backward pass: turns `delta`
     /// (δh → δz) and `r_delta` (Rδh → Rδz) in place, writes the gradient
-    /// `(∂W, ∂b)` and the Hessian-vector product `(R∂W, R∂b)` of this layer,
-    /// and `(δx, Rδx)` into `delta_in` when given.
+    /// `(∂W, ∂b)` when `grad` is given, the Hessian-vector product
+    /// `(R∂W, R∂b)` of this layer, and `(δx, Rδx)` into `delta_in` when given.
     pub fn tangent_backward<T: Real>(
         &self,
         rows: usize,
@@ -119,8 +119,7 @@ impl Dense {
         rz: &[T],
         delta: &mut [T],
         r_delta: &mut [T],
-        grad_w: &mut [T],
-        grad_b: &mut [T],
+        grad: Option<(&mut [T], &mut [T])>,
         hv_w: &mut [T],
         hv_b: &mut [T],
         delta_in: Option<(&mut [T], &mut [T])>,
@@ -128,8 +127,10 @@ impl Dense {
         let (i, o) = (self.fan_in, self.fan_out);
         let n = rows * o;
         backward_tangent(self.activation, &h[..n], &rz[..n], &mut delta[..n], &mut r_delta[..n]);
-        gemm_tn(false, grad_w, x, delta, rows, i, o);
-        column_sums(&delta[..n], grad_b);
+        if let Some((grad_w, grad_b)) = grad {
+            gemm_tn(false, grad_w, x, delta, rows, i, o);
+            column_sums(&delta[..n], grad_b);
+        }
         gemm_tn(false, hv_w, x, r_delta, rows, i, o);
         if let Some(rx) = rx {
             gemm_tn(true, hv_w, rx, delta, rows, i, o);

@@ -44,6 +44,9 @@ pub struct Maml<T> {
     work: Vec<T>,
     hv: Vec<T>,
     scratch: Scratch<T>,
+    /// Holds the support pass at φ_{m−1} from the inner loop to the reverse
+    /// pass's first product.
+    prepared: Scratch<T>,
 }
 
 impl<T: Real> Maml<T> {
@@ -57,6 +60,7 @@ impl<T: Real> Maml<T> {
             work: Vec::new(),
             hv: Vec::new(),
             scratch: Scratch::new(),
+            prepared: Scratch::new(),
         })
     }
 
@@ -87,16 +91,23 @@ impl<T: Real> MetaLearner<T> for Maml<T> {
     ) -> Result<TaskOutcome, MetaError> {
         let p = model.num_params();
         self.size(p);
-        let Maml { inner, trajectory, phi, work, hv, scratch } = self;
+        let Maml { inner, trajectory, phi, work, hv, scratch, prepared } = self;
         let (m, neg_alpha) = (inner.steps(), T::from_f64(-inner.alpha()));
-        inner.run(model, theta, &task.support, phi, work, scratch, Some(trajectory))?;
+        let support = &task.support;
+        inner.run_preparing_hvp(model, theta, support, phi, work, scratch, trajectory, prepared)?;
         let query = &task.query;
         let lq = model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
-        // Back through the inner steps: g ← (I − αH(φ_k)) g.
+        // Back through the inner steps: g ← (I − αH(φ_k)) g. The inner loop
+        // left its pass at φ_{m−1} in `prepared`; the earlier points rerun.
         for k in (0..m).rev() {
             let phi_k = &trajectory[k * p..(k + 1) * p];
-            let s = scratch.get(model, Pass::HessianVector, task.support.len());
-            model.loss_grad_hvp(phi_k, &task.support, g, work, hv, s)?;
+            if k + 1 == m {
+                let s = prepared.get(model, Pass::HessianVector, support.len());
+                model.hvp_prepared(phi_k, support, g, work, hv, s)?;
+            } else {
+                let s = scratch.get(model, Pass::HessianVector, support.len());
+                model.loss_grad_hvp(phi_k, support, g, work, hv, s)?;
+            }
             axpy(neg_alpha, hv, g);
         }
         Ok(TaskOutcome { loss: lq.to_f64(), cg: None })

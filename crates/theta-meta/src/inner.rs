@@ -50,18 +50,60 @@ impl InnerSgd {
         phi: &mut [T],
         grad: &mut [T],
         scratch: &mut Scratch<T>,
+        trajectory: Option<&mut [T]>,
+    ) -> Result<f64, MetaError> {
+        self.steps_from(model, theta, support, phi, grad, scratch, trajectory, None)
+    }
+
+    /// As [`InnerSgd::run`] with the trajectory, for MAML's reverse pass: the
+    /// last step's gradient at φ_{m−1} is computed in `last` by
+    /// [`Model::loss_grad_prepare_hvp`], which leaves it prepared for the
+    /// reverse pass's first product, [`Model::hvp_prepared`] at φ_{m−1}.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_preparing_hvp<T: Real>(
+        &self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        support: &Split<T>,
+        phi: &mut [T],
+        grad: &mut [T],
+        scratch: &mut Scratch<T>,
+        trajectory: &mut [T],
+        last: &mut Scratch<T>,
+    ) -> Result<f64, MetaError> {
+        self.steps_from(model, theta, support, phi, grad, scratch, Some(trajectory), Some(last))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn steps_from<T: Real>(
+        &self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        support: &Split<T>,
+        phi: &mut [T],
+        grad: &mut [T],
+        scratch: &mut Scratch<T>,
         mut trajectory: Option<&mut [T]>,
+        mut last: Option<&mut Scratch<T>>,
     ) -> Result<f64, MetaError> {
         let p = theta.len();
         phi.copy_from_slice(theta);
         let mut first = f64::NAN;
         let step = T::from_f64(-self.alpha);
+        let rows = support.len();
         for k in 0..self.steps {
             if let Some(traj) = trajectory.as_deref_mut() {
                 traj[k * p..(k + 1) * p].copy_from_slice(phi);
             }
-            let s = scratch.get(model, Pass::Gradient, support.len());
-            let loss = model.loss_grad(phi, support, grad, s)?;
+            let loss = match last.as_deref_mut() {
+                Some(last) if k + 1 == self.steps => {
+                    let s = last.get(model, Pass::HessianVector, rows);
+                    model.loss_grad_prepare_hvp(phi, support, grad, s)?
+                }
+                _ => {
+                    model.loss_grad(phi, support, grad, scratch.get(model, Pass::Gradient, rows))?
+                }
+            };
             if k == 0 {
                 first = loss.to_f64();
             }

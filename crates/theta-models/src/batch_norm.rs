@@ -422,7 +422,19 @@ impl<T: Real> Model<T> for BatchNormMlp {
             } else {
                 let delta_in = if l == 0 { None } else { Some((&mut *delta_b, &mut *r_delta_b)) };
                 layer.dense.tangent_backward(
-                    rows, input, rx, w, vw, h, rz, delta_a, r_delta_a, gw, gb, hw, hb, delta_in,
+                    rows,
+                    input,
+                    rx,
+                    w,
+                    vw,
+                    h,
+                    rz,
+                    delta_a,
+                    r_delta_a,
+                    Some((gw, gb)),
+                    hw,
+                    hb,
+                    delta_in,
                 );
             }
             std::mem::swap(&mut delta_a, &mut delta_b);

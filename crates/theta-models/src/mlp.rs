@@ -372,6 +372,71 @@ impl Mlp {
         Regions { hs, delta_a, delta_b, rzs, rhs, r_delta_a, r_delta_b }
     }
 
+    /// Everything of the Hessian-vector pass after the forward pass (in
+    /// `r.hs`): the tangent forward pass, the loss's seeds, and the fused
+    /// tangent backward, which also writes the gradient when `grad` is given.
+    fn tangent_pass<T: Real>(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        mut grad: Option<&mut [T]>,
+        hvp: &mut [T],
+        r: Regions<'_, T>,
+    ) -> Result<T> {
+        let (rows, x) = (split.len(), split.x().as_slice());
+        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
+        let last = self.layers.len() - 1;
+        let d_out = self.output_dim_();
+        let n_out = rows * d_out;
+        let out = self.h(r.hs, rows, last);
+        let loss = self.spec.loss.value_and_gradient(
+            out,
+            d_out,
+            split.y().as_ref(),
+            Some(&mut r.delta_a[..n_out]),
+        );
+        let loss = Self::finite(loss)?;
+        self.spec.loss.output_hessian_product(
+            out,
+            d_out,
+            self.h(r.rhs, rows, last),
+            &mut r.r_delta_a[..n_out],
+        );
+
+        let (mut delta_a, mut delta_b) = (r.delta_a, r.delta_b);
+        let (mut r_delta_a, mut r_delta_b) = (r.r_delta_a, r.r_delta_b);
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let (input, rx) = if l == 0 {
+                (x, None)
+            } else {
+                (self.h(r.hs, rows, l - 1), Some(self.h(r.rhs, rows, l - 1)))
+            };
+            let span = layer.weights.start..layer.bias.end;
+            let g = grad.as_deref_mut().map(|g| g[span.clone()].split_at_mut(layer.weights.len()));
+            let (hw, hb) = hvp[span].split_at_mut(layer.weights.len());
+            let delta_in = if l == 0 { None } else { Some((&mut *delta_b, &mut *r_delta_b)) };
+            layer.dense.tangent_backward(
+                rows,
+                input,
+                rx,
+                &theta[layer.weights.clone()],
+                &v[layer.weights.clone()],
+                self.h(r.hs, rows, l),
+                self.h(r.rzs, rows, l),
+                delta_a,
+                r_delta_a,
+                g,
+                hw,
+                hb,
+                delta_in,
+            );
+            std::mem::swap(&mut delta_a, &mut delta_b);
+            std::mem::swap(&mut r_delta_a, &mut r_delta_b);
+        }
+        Ok(loss)
+    }
+
     /// A loss, or the error that it is not finite.
     pub(crate) fn finite<T: Real>(loss: T) -> Result<T> {
         if loss.is_finite() { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }
@@ -483,57 +548,53 @@ impl<T: Real> Model<T> for Mlp {
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs);
-        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
-        let last = self.layers.len() - 1;
+        self.tangent_pass(theta, split, v, Some(grad), hvp, r)
+    }
+
+    fn loss_grad_prepare_hvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        grad: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        // loss_grad in the larger scratch: its forward pass stays in `hs`,
+        // which no later step of the gradient pass writes.
+        self.check(theta, split, Pass::HessianVector, scratch)?;
+        check_len("gradient buffer length", self.num_params, grad.len())?;
+        let (rows, x) = (split.len(), split.x().as_slice());
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x, rows, r.hs);
         let d_out = self.output_dim_();
-        let n_out = rows * d_out;
-        let out = self.h(r.hs, rows, last);
+        let out = self.h(r.hs, rows, self.layers.len() - 1);
         let loss = self.spec.loss.value_and_gradient(
             out,
             d_out,
             split.y().as_ref(),
-            Some(&mut r.delta_a[..n_out]),
+            Some(&mut r.delta_a[..rows * d_out]),
         );
         let loss = Self::finite(loss)?;
-        self.spec.loss.output_hessian_product(
-            out,
-            d_out,
-            self.h(r.rhs, rows, last),
-            &mut r.r_delta_a[..n_out],
-        );
-
-        let (mut delta_a, mut delta_b) = (r.delta_a, r.delta_b);
-        let (mut r_delta_a, mut r_delta_b) = (r.r_delta_a, r.r_delta_b);
-        for (l, layer) in self.layers.iter().enumerate().rev() {
-            let (input, rx) = if l == 0 {
-                (x, None)
-            } else {
-                (self.h(r.hs, rows, l - 1), Some(self.h(r.rhs, rows, l - 1)))
-            };
-            let span = layer.weights.start..layer.bias.end;
-            let (gw, gb) = grad[span.clone()].split_at_mut(layer.weights.len());
-            let (hw, hb) = hvp[span].split_at_mut(layer.weights.len());
-            let delta_in = if l == 0 { None } else { Some((&mut *delta_b, &mut *r_delta_b)) };
-            layer.dense.tangent_backward(
-                rows,
-                input,
-                rx,
-                &theta[layer.weights.clone()],
-                &v[layer.weights.clone()],
-                self.h(r.hs, rows, l),
-                self.h(r.rzs, rows, l),
-                delta_a,
-                r_delta_a,
-                gw,
-                gb,
-                hw,
-                hb,
-                delta_in,
-            );
-            std::mem::swap(&mut delta_a, &mut delta_b);
-            std::mem::swap(&mut r_delta_a, &mut r_delta_b);
-        }
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad);
         Ok(loss)
+    }
+
+    fn hvp_prepared(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        _work: &mut [T],
+        hvp: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<()> {
+        // θ's values were checked when prepared; shapes cost nothing to check.
+        check_len("parameter vector length", self.num_params, theta.len())?;
+        self.check_inputs(split.x(), Pass::HessianVector, scratch)?;
+        self.check_targets(split)?;
+        check_direction(v, self.num_params)?;
+        check_len("Hessian-vector buffer length", self.num_params, hvp.len())?;
+        let r = self.regions(split.len(), scratch);
+        self.tangent_pass(theta, split, v, None, hvp, r).map(|_| ())
     }
 
     fn loss_gnvp(
