@@ -107,7 +107,11 @@ impl CurveFitting {
             a: uniform(rng, self.a.0, self.a.1),
             b: uniform(rng, self.b.0, self.b.1),
         };
-        function::fill_1d(rng, self.x_range, task, |x| params.eval(x));
+        function::fill_1d(rng, self.x_range, task, |xs| {
+            for x in xs {
+                *x = params.eval(*x);
+            }
+        });
         Ok(params)
     }
 }

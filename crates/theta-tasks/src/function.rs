@@ -10,20 +10,30 @@ pub(crate) fn empty_1d<T: Real>(support: usize, query: usize) -> Task<T> {
 }
 
 /// Fills both splits with x ~ U[x_range] and y = f(x): the support xs
-/// first, then the query xs, each in row order.
+/// first, then the query xs, each in row order. `f` maps a batch of xs to
+/// their ys in place (so that a family can evaluate it in SIMD); the batches
+/// live on the stack.
 pub(crate) fn fill_1d<T: Real>(
     rng: &mut Rng,
     x_range: (f64, f64),
     task: &mut Task<T>,
-    f: impl Fn(f64) -> f64,
+    f: impl Fn(&mut [f64]),
 ) {
+    const BATCH: usize = 64;
     for split in [&mut task.support, &mut task.query] {
         let (x, y, _) = split.parts_mut();
         let y = y.expect("function tasks are regression tasks");
-        for (x, y) in x.iter_mut().zip(y.iter_mut()) {
-            let xv = uniform(rng, x_range.0, x_range.1);
-            *x = T::from_f64(xv);
-            *y = T::from_f64(f(xv));
+        for (x, y) in x.chunks_mut(BATCH).zip(y.chunks_mut(BATCH)) {
+            let mut values = [0.0; BATCH];
+            let values = &mut values[..x.len()];
+            for (v, x) in values.iter_mut().zip(x.iter_mut()) {
+                *v = uniform(rng, x_range.0, x_range.1);
+                *x = T::from_f64(*v);
+            }
+            f(values);
+            for (y, &v) in y.iter_mut().zip(values.iter()) {
+                *y = T::from_f64(v);
+            }
         }
     }
 }

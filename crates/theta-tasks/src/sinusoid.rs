@@ -5,7 +5,7 @@
 use std::f64::consts::PI;
 
 use theta_core::random::{Rng, uniform};
-use theta_core::{Loss, Real, Result, Task, TaskDistribution};
+use theta_core::{Loss, Real, Result, Task, TaskDistribution, vector};
 
 use crate::{function, validate};
 
@@ -32,6 +32,18 @@ impl SinusoidParams {
     /// y at x.
     pub fn eval(&self, x: f64) -> f64 {
         self.amplitude * (x - self.phase).sin()
+    }
+
+    /// y at each x, in place, with the vectorised sine task sampling uses
+    /// (within 2 ulp of [`SinusoidParams::eval`]; the same values in f32).
+    pub fn eval_in_place(&self, xs: &mut [f64]) {
+        for x in xs.iter_mut() {
+            *x -= self.phase;
+        }
+        vector::sin_in_place(xs);
+        for x in xs.iter_mut() {
+            *x *= self.amplitude;
+        }
     }
 }
 
@@ -75,7 +87,7 @@ impl Sinusoid {
             amplitude: uniform(rng, self.amplitude.0, self.amplitude.1),
             phase: uniform(rng, self.phase.0, self.phase.1),
         };
-        function::fill_1d(rng, self.x_range, task, |x| params.eval(x));
+        function::fill_1d(rng, self.x_range, task, |xs| params.eval_in_place(xs));
         Ok(params)
     }
 }
