@@ -5,8 +5,9 @@
 //! The workload is issue 5's kernel one: the MAML paper's Omniglot network
 //! (784-256-128-64-64-5, P = 246,597), 32 tasks of 5 + 75 rows (5-way 1-shot
 //! shapes, Gaussian-blob data so that no download is needed), one thread, 20
-//! meta-steps. MAML keeps the inner trajectory φ₀…φ_{m−1} for its reverse
-//! pass: memory should grow by m·P numbers and nothing per step beyond that.
+//! meta-steps. MAML keeps the inner trajectory φ₁…φ_{m−1} (φ₀ is θ) for its
+//! reverse pass: memory should grow by (m − 1)·P numbers and nothing per step
+//! beyond that.
 //! Prints `m P peak_rss_kib`.
 
 use theta_core::random::rng_from_seed;

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Each `H(φ_k) g` is an exact Hessian-vector product (Pearlmutter), so the
-//! meta-gradient is exact, second order, and costs O(m·P) memory — the m
-//! points φ₀ … φ_{m−1} — and no computation graph.
+//! meta-gradient is exact, second order, and costs O(m·P) memory — the
+//! points φ₁ … φ_{m−1} besides θ = φ₀ — and no computation graph.
 
 #![warn(missing_docs)]
 
@@ -70,7 +70,8 @@ impl<T: Real> Maml<T> {
     }
 
     fn size(&mut self, p: usize) {
-        self.trajectory.resize(self.inner.steps() * p, T::ZERO);
+        // φ₁ … φ_{m−1}; φ₀ is θ itself.
+        self.trajectory.resize((self.inner.steps() - 1) * p, T::ZERO);
         for buf in [&mut self.phi, &mut self.work, &mut self.hv] {
             buf.resize(p, T::ZERO);
         }
@@ -100,7 +101,7 @@ impl<T: Real> MetaLearner<T> for Maml<T> {
         // Back through the inner steps: g ← (I − αH(φ_k)) g. The inner loop
         // left its pass at φ_{m−1} in `prepared`; the earlier points rerun.
         for k in (0..m).rev() {
-            let phi_k = &trajectory[k * p..(k + 1) * p];
+            let phi_k = if k == 0 { theta } else { &trajectory[(k - 1) * p..k * p] };
             if k + 1 == m {
                 let s = prepared.get(model, Pass::HessianVector, support.len());
                 model.hvp_prepared(phi_k, support, g, work, hv, s)?;

@@ -39,9 +39,10 @@ impl InnerSgd {
         InnerSgd { steps, ..*self }
     }
 
-    /// Writes φ_m into `phi`. When `trajectory` is given (m·P values), it
-    /// receives φ₀ … φ_{m−1}, the points MAML's reverse pass needs. `grad` is
-    /// work space of length P. Returns L_s(φ₀) (NaN if m = 0).
+    /// Writes φ_m into `phi`. When `trajectory` is given ((m − 1)·P values),
+    /// it receives φ₁ … φ_{m−1}: with θ = φ₀, the points MAML's reverse pass
+    /// needs. `grad` is work space of length P. Returns L_s(φ₀) (NaN if
+    /// m = 0).
     pub fn run<T: Real>(
         &self,
         model: &dyn Model<T>,
@@ -92,8 +93,8 @@ impl InnerSgd {
         let step = T::from_f64(-self.alpha);
         let rows = support.len();
         for k in 0..self.steps {
-            if let Some(traj) = trajectory.as_deref_mut() {
-                traj[k * p..(k + 1) * p].copy_from_slice(phi);
+            if let Some(traj) = trajectory.as_deref_mut().filter(|_| k > 0) {
+                traj[(k - 1) * p..k * p].copy_from_slice(phi);
             }
             let loss = match last.as_deref_mut() {
                 Some(last) if k + 1 == self.steps => {

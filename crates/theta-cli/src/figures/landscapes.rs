@@ -74,9 +74,13 @@ impl CurveTasks {
 
     /// The path φ₀ = θ, φ₁, …, φ_k of k SGD steps.
     fn path(&mut self, task: usize, theta: (f64, f64), alpha: f64, k: usize) -> Vec<(f64, f64)> {
-        // The shared inner loop records φ₀ … φ_{k−1}; φ_k is its result.
+        if k == 0 {
+            return vec![theta];
+        }
+        // The shared inner loop records φ₁ … φ_{k−1}; φ₀ is θ, φ_k its result.
         let inner = InnerSgd::new(alpha, k).expect("α > 0");
-        let (mut phi, mut work, mut trajectory) = ([0.0; 2], [0.0; 2], vec![0.0; 2 * k]);
+        let (mut phi, mut work) = ([0.0; 2], [0.0; 2]);
+        let mut trajectory = vec![0.0; 2 * k.saturating_sub(1)];
         let support = &self.tasks[task].support;
         let _ = inner.run(
             &self.mlp,
@@ -87,7 +91,8 @@ impl CurveTasks {
             &mut self.scratch,
             Some(&mut trajectory),
         );
-        trajectory.chunks_exact(2).map(|p| (p[0], p[1])).chain([(phi[0], phi[1])]).collect()
+        let inner_points = trajectory.chunks_exact(2).map(|p| (p[0], p[1]));
+        [theta].into_iter().chain(inner_points).chain([(phi[0], phi[1])]).collect()
     }
 
     /// φ*(θ) = argmin L(φ) + λ/2‖φ − θ‖², by iMAML's gradient-step proximal
