@@ -80,9 +80,12 @@ pub(crate) fn meta_steps(c: &mut Criterion) {
 /// tasks of 5 + 75 rows (5-way 1-shot shapes; Gaussian-blob data drawn once,
 /// so that neither a download nor the sampling's transcendentals are timed),
 /// summed in task order, one thread. Criterion's "elem/s" counts the
-/// floating-point operations of the three passes per task (support gradient,
-/// query gradient, support gradient + Hessian-vector product), so `cargo
-/// xtask bench` prints it as GFLOP/s beside the measured FMA peak.
+/// floating-point operations of the work per task (support gradient, query
+/// gradient, and the Hessian-vector product, which reuses the support
+/// gradient's forward pass and computes no gradient: a full Hessian-vector
+/// pass less one forward product and one `xᵀ δ` per layer, each the size of
+/// a forward pass), so `cargo xtask bench` prints it as GFLOP/s beside the
+/// measured FMA peak.
 pub(crate) fn maml_784(c: &mut Criterion) {
     use theta_core::Pass;
     use theta_core::TaskDistribution;
@@ -95,7 +98,8 @@ pub(crate) fn maml_784(c: &mut Criterion) {
     let flops = tasks
         * (model.flops(Pass::Gradient, support)
             + model.flops(Pass::Gradient, query)
-            + model.flops(Pass::HessianVector, support));
+            + model.flops(Pass::HessianVector, support)
+            - 2 * model.flops(Pass::Loss, support));
     let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
     let mut rng = rng_from_seed(1);
     let batch: Vec<_> = (0..tasks).map(|_| dist.sample(&mut rng).unwrap()).collect();

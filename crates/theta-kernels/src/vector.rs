@@ -24,6 +24,26 @@ pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
     }
 }
 
+/// `out ← y + a·x`: [`axpy`] into another vector, the same bits, one pass
+/// instead of a copy and an update (MAML's first inner step, φ₁ = θ − α∇L).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn axpy_to<T: Real>(a: T, x: &[T], y: &[T], out: &mut [T]) {
+    assert!(x.len() == y.len() && y.len() == out.len(), "axpy_to: vectors differ in length");
+    let lanes = T::Pack::LANES;
+    let n = x.len();
+    let ap = T::Pack::splat(a);
+    let mut i = 0;
+    while i + lanes <= n {
+        ap.mul_add(T::Pack::load(&x[i..]), T::Pack::load(&y[i..])).store(&mut out[i..]);
+        i += lanes;
+    }
+    for i in i..n {
+        out[i] = y[i] + a * x[i];
+    }
+}
+
 /// Scalar reference of [`axpy`].
 pub fn axpy_ref<T: Real>(a: T, x: &[T], y: &mut [T]) {
     for (y, &x) in y.iter_mut().zip(x) {

@@ -145,6 +145,10 @@ fn vectors<T: Real>() {
                 2.0 * T::EPSILON.to_f64() * ((a * x[i]).to_f64().abs() + y_ref[i].to_f64().abs());
             assert!((y[i].to_f64() - y_ref[i].to_f64()).abs() <= bound, "axpy n {n} element {i}");
         }
+        // axpy_to is axpy into another vector, bit for bit.
+        let mut out = vec![T::ZERO; n];
+        axpy_to(a, &x, &y0, &mut out);
+        assert_eq!(out, y, "axpy_to n {n}");
         let (mut s, mut s_ref) = (x.clone(), x.clone());
         scale(a, &mut s);
         scale_ref(a, &mut s_ref);

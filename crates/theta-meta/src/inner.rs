@@ -6,7 +6,7 @@
 //!
 //! written once and shared by every algorithm and by the evaluation protocol.
 
-use theta_core::vector::axpy;
+use theta_core::vector::{axpy, axpy_to};
 use theta_core::{Model, Pass, Real, Scratch, Split};
 
 use crate::error::{MetaError, positive};
@@ -88,7 +88,9 @@ impl InnerSgd {
         mut last: Option<&mut Scratch<T>>,
     ) -> Result<f64, MetaError> {
         let p = theta.len();
-        phi.copy_from_slice(theta);
+        if self.steps == 0 {
+            phi.copy_from_slice(theta);
+        }
         let mut first = f64::NAN;
         let step = T::from_f64(-self.alpha);
         let rows = support.len();
@@ -96,19 +98,23 @@ impl InnerSgd {
             if let Some(traj) = trajectory.as_deref_mut().filter(|_| k > 0) {
                 traj[(k - 1) * p..k * p].copy_from_slice(phi);
             }
+            // φ₀ is θ itself: read in place, no copy.
+            let at: &[T] = if k == 0 { theta } else { phi };
             let loss = match last.as_deref_mut() {
                 Some(last) if k + 1 == self.steps => {
                     let s = last.get(model, Pass::HessianVector, rows);
-                    model.loss_grad_prepare_hvp(phi, support, grad, s)?
+                    model.loss_grad_prepare_hvp(at, support, grad, s)?
                 }
                 _ => {
-                    model.loss_grad(phi, support, grad, scratch.get(model, Pass::Gradient, rows))?
+                    model.loss_grad(at, support, grad, scratch.get(model, Pass::Gradient, rows))?
                 }
             };
             if k == 0 {
                 first = loss.to_f64();
+                axpy_to(step, grad, theta, phi);
+            } else {
+                axpy(step, grad, phi);
             }
-            axpy(step, grad, phi);
         }
         Ok(first)
     }
