@@ -206,6 +206,18 @@ fn check(c: &Case, label: &str) {
         m.hvp_prepared(&c.theta, &c.split, &bad, &mut g_plain, &mut out, ps).is_err(),
         "{label}: NaN v"
     );
+    // Prepared by the forward pass alone (no gradient): the same products.
+    let loss = m.prepare_hvp(&c.theta, &c.split, ps).unwrap();
+    assert_eq!(loss.to_bits(), plain.to_bits(), "{label}: prepare_hvp's loss");
+    for (i, factor) in [2.0, -1.0].into_iter().enumerate() {
+        let u: Vec<f64> =
+            c.v.iter().enumerate().map(|(j, x)| factor * x + 0.3 * j as f64).collect();
+        let (mut expected, mut actual, mut work) = (vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+        let hs = s.get(m, Pass::HessianVector, n);
+        m.loss_grad_hvp(&c.theta, &c.split, &u, &mut work, &mut expected, hs).unwrap();
+        m.hvp_prepared(&c.theta, &c.split, &u, &mut work, &mut actual, ps).unwrap();
+        assert_eq!(actual, expected, "{label}: Hessian-vector product {i} after prepare_hvp");
+    }
 }
 
 #[test]

@@ -109,7 +109,16 @@ pub trait Model<T: Real>: Send + Sync {
         self.loss_grad(theta, split, grad, scratch)
     }
 
-    /// `H(θ) v` at the θ and split of the last
+    /// Prepares Hessian-vector products at one θ on one split without a
+    /// gradient (MAML's reverse pass at its earlier points, conjugate gradient
+    /// on the Hessian): checks θ and the split, runs the forward pass into
+    /// `scratch` (sized for [`Pass::HessianVector`]), returns the loss. The
+    /// default prepares nothing.
+    fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
+        self.loss(theta, split, scratch)
+    }
+
+    /// `H(θ) v` at the θ and split of the last [`Model::prepare_hvp`] or
     /// [`Model::loss_grad_prepare_hvp`] on this `scratch`, which must not have
     /// been used for anything else since: the same bits as
     /// [`Model::loss_grad_hvp`]'s product, without its forward pass and

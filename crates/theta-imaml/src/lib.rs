@@ -104,12 +104,19 @@ struct DampedCurvature<'a, T: Real> {
 }
 
 impl<T: Real> DampedCurvature<'_, T> {
-    /// The operator, ready for its products: with Gauss-Newton curvature
-    /// the model's forward pass at φ runs here, once for the whole solve.
+    /// The operator, ready for its products: the model's forward pass at φ
+    /// runs here, once for the whole solve.
     fn prepared(self) -> Result<Self, theta_core::Error> {
-        if self.curvature == Curvature::GaussNewton {
-            let s = self.scratch.get(self.model, Pass::GaussNewton, self.split.len());
-            self.model.prepare_gnvp(self.phi, self.split, s)?;
+        let rows = self.split.len();
+        match self.curvature {
+            Curvature::Hessian => {
+                let s = self.scratch.get(self.model, Pass::HessianVector, rows);
+                self.model.prepare_hvp(self.phi, self.split, s)?;
+            }
+            Curvature::GaussNewton => {
+                let s = self.scratch.get(self.model, Pass::GaussNewton, rows);
+                self.model.prepare_gnvp(self.phi, self.split, s)?;
+            }
         }
         Ok(self)
     }
@@ -123,12 +130,12 @@ impl<T: Real> LinearOperator<T> for DampedCurvature<'_, T> {
     fn apply(&mut self, x: &[T], out: &mut [T]) -> Result<(), theta_core::Error> {
         let rows = self.split.len();
         match self.curvature {
+            // The forward pass at φ was run once, in `prepared`.
             Curvature::Hessian => {
                 let s = self.scratch.get(self.model, Pass::HessianVector, rows);
-                self.model.loss_grad_hvp(self.phi, self.split, x, self.work, out, s)?;
+                self.model.hvp_prepared(self.phi, self.split, x, self.work, out, s)?;
             }
             Curvature::GaussNewton => {
-                // The forward pass at φ was run once, in `prepared`.
                 let s = self.scratch.get(self.model, Pass::GaussNewton, rows);
                 self.model.gnvp_prepared(self.phi, self.split, x, out, s)?;
             }

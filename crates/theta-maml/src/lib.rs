@@ -99,16 +99,15 @@ impl<T: Real> MetaLearner<T> for Maml<T> {
         let query = &task.query;
         let lq = model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
         // Back through the inner steps: g ← (I − αH(φ_k)) g. The inner loop
-        // left its pass at φ_{m−1} in `prepared`; the earlier points rerun.
+        // left its pass at φ_{m−1} in `prepared`; the earlier points rerun
+        // their forward pass (and no gradient).
+        let s = prepared.get(model, Pass::HessianVector, support.len());
         for k in (0..m).rev() {
             let phi_k = if k == 0 { theta } else { &trajectory[(k - 1) * p..k * p] };
-            if k + 1 == m {
-                let s = prepared.get(model, Pass::HessianVector, support.len());
-                model.hvp_prepared(phi_k, support, g, work, hv, s)?;
-            } else {
-                let s = scratch.get(model, Pass::HessianVector, support.len());
-                model.loss_grad_hvp(phi_k, support, g, work, hv, s)?;
+            if k + 1 < m {
+                model.prepare_hvp(phi_k, support, s)?;
             }
+            model.hvp_prepared(phi_k, support, g, work, hv, s)?;
             axpy(neg_alpha, hv, g);
         }
         Ok(TaskOutcome { loss: lq.to_f64(), cg: None })

@@ -437,6 +437,25 @@ impl Mlp {
         Ok(loss)
     }
 
+    /// The checks and forward pass that curvature products at one θ share;
+    /// returns the loss.
+    fn prepare_forward<T: Real>(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        pass: Pass,
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.check(theta, split, pass, scratch)?;
+        let (rows, x) = (split.len(), split.x().as_slice());
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x, rows, r.hs);
+        let out = self.h(r.hs, rows, self.layers.len() - 1);
+        let loss =
+            self.spec.loss.value_and_gradient(out, self.output_dim_(), split.y().as_ref(), None);
+        Self::finite(loss)
+    }
+
     /// A loss, or the error that it is not finite.
     pub(crate) fn finite<T: Real>(loss: T) -> Result<T> {
         if loss.is_finite() { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }
@@ -611,14 +630,11 @@ impl<T: Real> Model<T> for Mlp {
     }
 
     fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
-        self.check(theta, split, Pass::GaussNewton, scratch)?;
-        let (rows, x) = (split.len(), split.x().as_slice());
-        let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
-        let out = self.h(r.hs, rows, self.layers.len() - 1);
-        let loss =
-            self.spec.loss.value_and_gradient(out, self.output_dim_(), split.y().as_ref(), None);
-        Self::finite(loss)
+        self.prepare_forward(theta, split, Pass::GaussNewton, scratch)
+    }
+
+    fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
+        self.prepare_forward(theta, split, Pass::HessianVector, scratch)
     }
 
     fn gnvp_prepared(
