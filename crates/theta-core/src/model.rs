@@ -111,11 +111,12 @@ pub trait Model<T: Real>: Send + Sync {
 
     /// Prepares Hessian-vector products at one θ on one split without a
     /// gradient (MAML's reverse pass at its earlier points, conjugate gradient
-    /// on the Hessian): checks θ and the split, runs the forward pass into
-    /// `scratch` (sized for [`Pass::HessianVector`]), returns the loss. The
-    /// default prepares nothing.
-    fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
-        self.loss(theta, split, scratch)
+    /// on the Hessian): checks θ and the split and runs the forward pass into
+    /// `scratch` (sized for [`Pass::HessianVector`]). The default prepares
+    /// nothing (its products check everything themselves).
+    fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
+        let _ = (theta, split, scratch);
+        Ok(())
     }
 
     /// `H(θ) v` at the θ and split of the last [`Model::prepare_hvp`] or
@@ -138,11 +139,12 @@ pub trait Model<T: Real>: Send + Sync {
 
     /// Prepares several Gauss-Newton-vector products at one θ on one split
     /// (conjugate gradient asks for one per iteration): checks θ and the
-    /// split, runs into `scratch` the part of [`Model::loss_gnvp`] that does
-    /// not depend on v (the forward pass), and returns the loss. The default
-    /// prepares nothing.
-    fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
-        self.loss(theta, split, scratch)
+    /// split and runs into `scratch` the part of [`Model::loss_gnvp`] that
+    /// does not depend on v (the forward pass). The default prepares nothing
+    /// (its products check everything themselves).
+    fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
+        let _ = (theta, split, scratch);
+        Ok(())
     }
 
     /// `G(θ) v` at the θ and split of the last [`Model::prepare_gnvp`] on this

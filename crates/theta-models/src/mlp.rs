@@ -624,17 +624,17 @@ impl<T: Real> Model<T> for Mlp {
         gnvp: &mut [T],
         scratch: &mut [T],
     ) -> Result<T> {
-        let loss = self.prepare_gnvp(theta, split, scratch)?;
+        let loss = self.prepare_forward(theta, split, Pass::GaussNewton, scratch)?;
         self.gnvp_prepared(theta, split, v, gnvp, scratch)?;
         Ok(loss)
     }
 
-    fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
-        self.prepare_forward(theta, split, Pass::GaussNewton, scratch)
+    fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
+        self.prepare_forward(theta, split, Pass::GaussNewton, scratch).map(|_| ())
     }
 
-    fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
-        self.prepare_forward(theta, split, Pass::HessianVector, scratch)
+    fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
+        self.prepare_forward(theta, split, Pass::HessianVector, scratch).map(|_| ())
     }
 
     fn gnvp_prepared(
