@@ -437,6 +437,33 @@ impl Mlp {
         Ok(loss)
     }
 
+    /// Loss and gradient, in a scratch checked to hold `pass`.
+    fn gradient_pass<T: Real>(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        grad: &mut [T],
+        pass: Pass,
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.check(theta, split, pass, scratch)?;
+        check_len("gradient buffer length", self.num_params, grad.len())?;
+        let (rows, x) = (split.len(), split.x().as_slice());
+        let r = self.regions(rows, scratch);
+        self.forward(theta, x, rows, r.hs);
+        let d_out = self.output_dim_();
+        let out = self.h(r.hs, rows, self.layers.len() - 1);
+        let loss = self.spec.loss.value_and_gradient(
+            out,
+            d_out,
+            split.y().as_ref(),
+            Some(&mut r.delta_a[..rows * d_out]),
+        );
+        let loss = Self::finite(loss)?;
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad);
+        Ok(loss)
+    }
+
     /// The checks and forward pass that curvature products at one θ share;
     /// returns the loss.
     fn prepare_forward<T: Real>(
@@ -533,22 +560,7 @@ impl<T: Real> Model<T> for Mlp {
         grad: &mut [T],
         scratch: &mut [T],
     ) -> Result<T> {
-        self.check(theta, split, Pass::Gradient, scratch)?;
-        check_len("gradient buffer length", self.num_params, grad.len())?;
-        let (rows, x) = (split.len(), split.x().as_slice());
-        let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
-        let d_out = self.output_dim_();
-        let out = self.h(r.hs, rows, self.layers.len() - 1);
-        let loss = self.spec.loss.value_and_gradient(
-            out,
-            d_out,
-            split.y().as_ref(),
-            Some(&mut r.delta_a[..rows * d_out]),
-        );
-        let loss = Self::finite(loss)?;
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad);
-        Ok(loss)
+        self.gradient_pass(theta, split, grad, Pass::Gradient, scratch)
     }
 
     fn loss_grad_hvp(
@@ -577,24 +589,9 @@ impl<T: Real> Model<T> for Mlp {
         grad: &mut [T],
         scratch: &mut [T],
     ) -> Result<T> {
-        // loss_grad in the larger scratch: its forward pass stays in `hs`,
-        // which no later step of the gradient pass writes.
-        self.check(theta, split, Pass::HessianVector, scratch)?;
-        check_len("gradient buffer length", self.num_params, grad.len())?;
-        let (rows, x) = (split.len(), split.x().as_slice());
-        let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
-        let d_out = self.output_dim_();
-        let out = self.h(r.hs, rows, self.layers.len() - 1);
-        let loss = self.spec.loss.value_and_gradient(
-            out,
-            d_out,
-            split.y().as_ref(),
-            Some(&mut r.delta_a[..rows * d_out]),
-        );
-        let loss = Self::finite(loss)?;
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad);
-        Ok(loss)
+        // The gradient pass in the larger scratch: its forward pass stays in
+        // `hs`, which no later step of the gradient pass writes.
+        self.gradient_pass(theta, split, grad, Pass::HessianVector, scratch)
     }
 
     fn hvp_prepared(
