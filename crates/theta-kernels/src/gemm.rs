@@ -83,10 +83,11 @@ pub fn is_small(m: usize, k: usize, n: usize) -> bool {
 }
 
 /// True when `aᵀ · b`, for `a` of `m × k` and `b` of `m × n`, runs on the
-/// small kernel: a reduction over at most [`SMALL_ROWS`] rows, read with A
-/// transposed in place.
+/// small kernel, read with A transposed in place: the bounds of [`is_small`]
+/// with m the rows summed over (at most [`SMALL_ROWS`]) and k the output rows
+/// (wider was slower on the 784-wide layers).
 pub fn is_small_tn(m: usize, k: usize, n: usize) -> bool {
-    m <= SMALL_ROWS && (1..=SMALL_MAX).contains(&k) && (16..=SMALL_MAX).contains(&n)
+    is_small(m, k, n)
 }
 
 /// `out (m × n) ← [out +] a (m × k) · b (k × n)`, all row-major.

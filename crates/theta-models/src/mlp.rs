@@ -464,9 +464,25 @@ impl Mlp {
         Ok(loss)
     }
 
-    /// The checks and forward pass that curvature products at one θ share;
-    /// returns the loss.
-    fn prepare_forward<T: Real>(
+    /// The checks of a prepared product: θ's values were checked when
+    /// prepared; the shapes and the direction cost nothing to check again.
+    fn check_prepared<T: Real>(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        v: &[T],
+        pass: Pass,
+        scratch: &[T],
+    ) -> Result<()> {
+        check_len("parameter vector length", self.num_params, theta.len())?;
+        self.check_inputs(split.x(), pass, scratch)?;
+        self.check_targets(split)?;
+        check_direction(v, self.num_params)
+    }
+
+    /// Checks, the forward pass into the scratch's `h` region, and the loss:
+    /// `loss` itself, and the part that curvature products at one θ share.
+    fn forward_loss<T: Real>(
         &self,
         theta: &[T],
         split: &Split<T>,
@@ -540,17 +556,7 @@ impl<T: Real> Model<T> for Mlp {
     }
 
     fn loss(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<T> {
-        self.check(theta, split, Pass::Loss, scratch)?;
-        let rows = split.len();
-        let r = self.regions(rows, scratch);
-        self.forward(theta, split.x().as_slice(), rows, r.hs);
-        let out = self.h(r.hs, rows, self.layers.len() - 1);
-        Self::finite(self.spec.loss.value_and_gradient(
-            out,
-            self.output_dim_(),
-            split.y().as_ref(),
-            None,
-        ))
+        self.forward_loss(theta, split, Pass::Loss, scratch)
     }
 
     fn loss_grad(
@@ -603,11 +609,7 @@ impl<T: Real> Model<T> for Mlp {
         hvp: &mut [T],
         scratch: &mut [T],
     ) -> Result<()> {
-        // θ's values were checked when prepared; shapes cost nothing to check.
-        check_len("parameter vector length", self.num_params, theta.len())?;
-        self.check_inputs(split.x(), Pass::HessianVector, scratch)?;
-        self.check_targets(split)?;
-        check_direction(v, self.num_params)?;
+        self.check_prepared(theta, split, v, Pass::HessianVector, scratch)?;
         check_len("Hessian-vector buffer length", self.num_params, hvp.len())?;
         let r = self.regions(split.len(), scratch);
         self.tangent_pass(theta, split, v, None, hvp, r).map(|_| ())
@@ -621,17 +623,17 @@ impl<T: Real> Model<T> for Mlp {
         gnvp: &mut [T],
         scratch: &mut [T],
     ) -> Result<T> {
-        let loss = self.prepare_forward(theta, split, Pass::GaussNewton, scratch)?;
+        let loss = self.forward_loss(theta, split, Pass::GaussNewton, scratch)?;
         self.gnvp_prepared(theta, split, v, gnvp, scratch)?;
         Ok(loss)
     }
 
     fn prepare_gnvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
-        self.prepare_forward(theta, split, Pass::GaussNewton, scratch).map(|_| ())
+        self.forward_loss(theta, split, Pass::GaussNewton, scratch).map(|_| ())
     }
 
     fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
-        self.prepare_forward(theta, split, Pass::HessianVector, scratch).map(|_| ())
+        self.forward_loss(theta, split, Pass::HessianVector, scratch).map(|_| ())
     }
 
     fn gnvp_prepared(
@@ -642,12 +644,7 @@ impl<T: Real> Model<T> for Mlp {
         gnvp: &mut [T],
         scratch: &mut [T],
     ) -> Result<()> {
-        // θ's values were checked when prepared; the shapes are checked again
-        // because they cost nothing.
-        check_len("parameter vector length", self.num_params, theta.len())?;
-        self.check_inputs(split.x(), Pass::GaussNewton, scratch)?;
-        self.check_targets(split)?;
-        check_direction(v, self.num_params)?;
+        self.check_prepared(theta, split, v, Pass::GaussNewton, scratch)?;
         check_len("Gauss-Newton-vector buffer length", self.num_params, gnvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
