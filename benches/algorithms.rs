@@ -5,60 +5,20 @@
 //! criterion's "elem/s" here is meta-steps per second.
 
 use criterion::{BatchSize, Criterion, Throughput};
+use theta_benches::workload::{self, META_BATCH, learners};
 use theta_core::random::rng_from_seed;
 use theta_core::{Loss, Model};
-use theta_fomaml::{Fomaml, FomamlConfig};
-use theta_imaml::{Curvature, Imaml, ImamlConfig, InnerSolver};
 use theta_maml::{Maml, MamlConfig};
-use theta_meta::{MetaLearner, TrainState, Trainer};
+use theta_meta::{MetaLearner, Trainer};
 use theta_models::{Init, Mlp, MlpSpec};
-use theta_optim::{Adam, Optimizer};
-use theta_pretrained::{Pretrained, PretrainedConfig};
-use theta_reptile::{Reptile, ReptileConfig};
-use theta_tasks::Sinusoid;
-
-/// The workload's meta-batch, so that tasks/s = meta-steps/s × this.
-pub(crate) const META_BATCH: usize = 25;
-
-fn learners() -> Vec<(&'static str, Box<dyn MetaLearner<f32>>)> {
-    let imaml_gradient = ImamlConfig {
-        lambda: 2.0,
-        curvature: Curvature::GaussNewton,
-        inner: InnerSolver::GradientSteps { steps: 5, lr: 0.01 },
-        cg_iterations: 5,
-    };
-    vec![
-        ("maml_1_step", Box::new(Maml::new(MamlConfig::default()).unwrap())),
-        (
-            "maml_5_steps",
-            Box::new(Maml::new(MamlConfig { inner_lr: 0.01, inner_steps: 5 }).unwrap()),
-        ),
-        ("fomaml_1_step", Box::new(Fomaml::new(FomamlConfig::default()).unwrap())),
-        ("reptile_5_steps", Box::new(Reptile::new(ReptileConfig::default()).unwrap())),
-        ("imaml_5_gradient_steps_5_cg", Box::new(Imaml::new(imaml_gradient).unwrap())),
-        (
-            "imaml_3_proximal_gauss_newton_5_cg",
-            Box::new(Imaml::new(ImamlConfig::default()).unwrap()),
-        ),
-        ("pretrained", Box::new(Pretrained::new(PretrainedConfig::default()).unwrap())),
-    ]
-}
 
 /// One meta-step of each algorithm.
 pub(crate) fn meta_steps(c: &mut Criterion) {
-    let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).unwrap();
-    let dist = Sinusoid::new(10, 10).unwrap();
-    let adam = Adam::new(1e-3).unwrap();
+    let (mlp, dist, adam) = workload::setup();
     let mut group = c.benchmark_group("algorithms");
     group.throughput(Throughput::Elements(1));
     for (name, mut learner) in learners() {
-        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
-        let state = TrainState {
-            optimizer: Optimizer::<f32>::init_state(&adam, Model::<f32>::num_params(&mlp)),
-            theta,
-            rng: rng_from_seed(1),
-            step: 0,
-        };
+        let state = workload::initial_state(&mlp, &adam);
         let mut trainer = Trainer::new(&mlp, &dist, META_BATCH).unwrap();
         // Every iteration steps from the same state (a fresh copy, made
         // outside the timing): the cost of a step does not depend on θ, and

@@ -6,7 +6,8 @@
 //! The configuration is the paper's: a 1-40-40-1 ReLU network, K = 10
 //! support and 10 query points per training task, inner step α = 0.01, Adam
 //! 1e-3, 25 tasks per meta-batch, 20,000 meta-steps, one inner step in
-//! training (five for the "MAML, 5 inner steps" row and for Reptile). Each
+//! training (five for the "MAML, 5 inner steps" row and for Reptile),
+//! weights uniform in ±1/√fan_in and zero biases (`--init`). Each
 //! algorithm is trained once and its θ evaluated on 600 test tasks of 100
 //! query points (a fixed seed) with K = 10 and with K = 5 support points,
 //! after 1 and 10 SGD steps of α = 0.01. iMAML is also evaluated with its own
@@ -43,9 +44,10 @@ struct Args {
     /// Worker threads (jobs, not tasks, run in parallel).
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Initialisation of θ: `uniform` (±1/√fan_in) or `truncated-normal`
-    /// (std 0.01, zero biases: cbfinn/maml's).
-    #[arg(long, default_value = "uniform")]
+    /// Initialisation of θ: `uniform-zero-bias` (weights ±1/√fan_in, zero
+    /// biases: the table's), `uniform` (biases ±1/√fan_in too) or
+    /// `truncated-normal` (std 0.01, zero biases: cbfinn/maml's).
+    #[arg(long, default_value = "uniform-zero-bias")]
     init: String,
     /// Seed of θ's initialisation; the task stream uses seed + 1000.
     #[arg(long, default_value_t = 1000)]
@@ -133,6 +135,7 @@ fn job(algo: Algo, args: &Args) -> Outcome {
     let adam = Adam::new(1e-3).unwrap();
     let init = match args.init.as_str() {
         "uniform" => Init::UniformFanIn,
+        "uniform-zero-bias" => Init::UniformFanInZeroBias,
         "truncated-normal" => Init::TruncatedNormal { std: 0.01 },
         other => panic!("unknown --init {other:?}"),
     };

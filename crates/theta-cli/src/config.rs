@@ -35,7 +35,7 @@ pub(crate) struct TrainConfig {
     pub(crate) batch_norm: bool,
     /// identity | relu | tanh | sigmoid, the hidden activation.
     pub(crate) activation: String,
-    /// uniform | truncated-normal
+    /// uniform | uniform-zero-bias | truncated-normal
     pub(crate) init: String,
     /// K, support points per task (per class for classification).
     pub(crate) support: usize,

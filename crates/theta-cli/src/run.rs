@@ -210,7 +210,7 @@ const BATCH_NORM_EPSILON: f64 = 1e-3;
 pub(crate) fn build(c: &TrainConfig) -> Result<Run, String> {
     one_of("algorithm", &c.algorithm, &ALGORITHMS)?;
     one_of("outer optimizer", &c.outer_optimizer, &["adam", "sgd"])?;
-    one_of("init", &c.init, &["uniform", "truncated-normal"])?;
+    one_of("init", &c.init, &["uniform", "uniform-zero-bias", "truncated-normal"])?;
     if c.steps == 0 {
         return Err("steps must be at least 1".into());
     }
@@ -281,10 +281,10 @@ impl Run {
     /// The state of a new run: θ₀ from the seed, a fresh optimizer, the task
     /// stream from the seed.
     pub(crate) fn initial_state(&self, c: &TrainConfig) -> TrainState<f32, OuterState> {
-        let init = if c.init == "truncated-normal" {
-            Init::TruncatedNormal { std: 0.01 }
-        } else {
-            Init::UniformFanIn
+        let init = match c.init.as_str() {
+            "truncated-normal" => Init::TruncatedNormal { std: 0.01 },
+            "uniform-zero-bias" => Init::UniformFanInZeroBias,
+            _ => Init::UniformFanIn,
         };
         let theta: Vec<f32> = self.model.init(init, c.seed);
         TrainState {

@@ -53,7 +53,7 @@ overrides! {
     outer_optimizer: String => "adam | sgd [adam]",
     outer_lr: f64 => "Outer learning rate β [0.001]",
     activation: String => "Hidden activation: identity | relu | tanh | sigmoid [relu]",
-    init: String => "uniform (±1/√fan_in) | truncated-normal (std 0.01, zero biases) [uniform]",
+    init: String => "uniform (±1/√fan_in) | uniform-zero-bias (the same weights, zero biases) | truncated-normal (std 0.01, zero biases) [uniform]",
     support: usize => "K, support points per task (per class for classification) [10]",
     query: usize => "Query points per task (per class for classification) [10]",
     dim: usize => "Input width of linear and blob tasks [16]",

@@ -51,6 +51,12 @@ pub enum Init {
     /// Weights and biases uniform in ±1/√fan_in (PyTorch's `nn.Linear`, and
     /// the distribution of the reference cases).
     UniformFanIn,
+    /// Weights uniform in ±1/√fan_in, biases zero (the weights of
+    /// [`Init::UniformFanIn`], drawn in the same order, without drawing the
+    /// biases). On the sinusoids this is what lets iMAML reach the JAX
+    /// study's numbers: with uniform biases its own-solve query MSE was
+    /// 0.026–0.041 across seeds, with zero biases 0.014 (README).
+    UniformFanInZeroBias,
     /// Weights from a normal truncated at two standard deviations, biases
     /// zero (cbfinn/maml uses `std = 0.01`).
     TruncatedNormal {
@@ -154,6 +160,13 @@ impl Mlp {
                     for p in &mut theta[layer.weights.start..layer.bias.end] {
                         *p = T::from_f64(uniform(rng, -r, r));
                     }
+                }
+                Init::UniformFanInZeroBias => {
+                    let r = 1.0 / fan_in.sqrt();
+                    for p in &mut theta[layer.weights.clone()] {
+                        *p = T::from_f64(uniform(rng, -r, r));
+                    }
+                    theta[layer.bias.clone()].fill(T::ZERO);
                 }
                 Init::TruncatedNormal { std } => {
                     for p in &mut theta[layer.weights.clone()] {
