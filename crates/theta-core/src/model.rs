@@ -111,9 +111,10 @@ pub trait Model<T: Real>: Send + Sync {
 
     /// Prepares Hessian-vector products at one θ on one split without a
     /// gradient (MAML's reverse pass at its earlier points, conjugate gradient
-    /// on the Hessian): checks θ and the split and runs the forward pass into
-    /// `scratch` (sized for [`Pass::HessianVector`]). The default prepares
-    /// nothing (its products check everything themselves).
+    /// on the Hessian): checks θ and the split and runs into `scratch` (sized
+    /// for [`Pass::HessianVector`]) what every product at θ shares (for an
+    /// MLP, the forward pass and the backward pass's δ chain). The default
+    /// prepares nothing (its products check everything themselves).
     fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
         let _ = (theta, split, scratch);
         Ok(())

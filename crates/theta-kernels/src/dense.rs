@@ -25,7 +25,7 @@ use crate::activation::{
     Activation, backward_tangent, bias_activation, column_sums, mul_activation_derivative,
     tangent_bias_activation,
 };
-use crate::gemm::{gemm, gemm_nt, gemm_tn};
+use crate::gemm::{gemm, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum};
 use crate::real::Real;
 
 /// The shape and activation of one dense layer.
@@ -81,6 +81,25 @@ impl Dense {
         }
     }
 
+    /// The backward pass's δ chain alone, for a cache of δh that later
+    /// Hessian-vector products read: turns `delta` from δh into δz in place
+    /// and writes `δx = δz Wᵀ` into `delta_in` when given; no `∂W`, no `∂b`.
+    pub fn backward_delta<T: Real>(
+        &self,
+        rows: usize,
+        w: &[T],
+        h: &[T],
+        delta: &mut [T],
+        delta_in: Option<&mut [T]>,
+    ) {
+        let (i, o) = (self.fan_in, self.fan_out);
+        let n = rows * o;
+        mul_activation_derivative(self.activation, &h[..n], &mut delta[..n]);
+        if let Some(delta_in) = delta_in {
+            gemm_nt(false, delta_in, delta, w, rows, o, i);
+        }
+    }
+
     /// Tangent forward along `v = (V, c)`: `Rz = Rx W + x V + c` and
     /// `Rh = σ'(z) ⊙ Rz`, with `Rx = 0` when `rx` is `None` (the input layer).
     pub fn tangent_forward<T: Real>(
@@ -97,9 +116,9 @@ impl Dense {
     ) {
         let (i, o) = (self.fan_in, self.fan_out);
         let n = rows * o;
-        gemm(false, rz, x, v_w, rows, i, o);
-        if let Some(rx) = rx {
-            gemm(true, rz, rx, w, rows, i, o);
+        match rx {
+            Some(rx) => gemm_sum(false, rz, (x, v_w), (rx, w), rows, i, o),
+            None => gemm(false, rz, x, v_w, rows, i, o),
         }
         tangent_bias_activation(self.activation, &h[..n], v_b, &mut rz[..n], &mut rh[..n]);
     }
@@ -107,7 +126,9 @@ impl Dense {
     /// Tangent backward, fused with the plain backward pass: turns `delta`
     /// (δh → δz) and `r_delta` (Rδh → Rδz) in place, writes the gradient
     /// `(∂W, ∂b)` when `grad` is given, the Hessian-vector product
-    /// `(R∂W, R∂b)` of this layer, and `(δx, Rδx)` into `delta_in` when given.
+    /// `(R∂W, R∂b)` of this layer, `δx` into `delta_in` and `Rδx` into
+    /// `r_delta_in` when given (a caller that cached the δ chain of an
+    /// earlier backward pass asks for `Rδx` alone).
     pub fn tangent_backward<T: Real>(
         &self,
         rows: usize,
@@ -122,7 +143,8 @@ impl Dense {
         grad: Option<(&mut [T], &mut [T])>,
         hv_w: &mut [T],
         hv_b: &mut [T],
-        delta_in: Option<(&mut [T], &mut [T])>,
+        delta_in: Option<&mut [T]>,
+        r_delta_in: Option<&mut [T]>,
     ) {
         let (i, o) = (self.fan_in, self.fan_out);
         let n = rows * o;
@@ -131,13 +153,15 @@ impl Dense {
             gemm_tn(false, grad_w, x, delta, rows, i, o);
             column_sums(&delta[..n], grad_b);
         }
-        gemm_tn(false, hv_w, x, r_delta, rows, i, o);
-        if let Some(rx) = rx {
-            gemm_tn(true, hv_w, rx, delta, rows, i, o);
+        match rx {
+            Some(rx) => gemm_tn_sum(false, hv_w, (x, r_delta), (rx, delta), rows, i, o),
+            None => gemm_tn(false, hv_w, x, r_delta, rows, i, o),
         }
         column_sums(&r_delta[..n], hv_b);
-        if let Some((delta_in, r_delta_in)) = delta_in {
+        if let Some(delta_in) = delta_in {
             gemm_nt(false, delta_in, delta, w, rows, o, i);
+        }
+        if let Some(r_delta_in) = r_delta_in {
             gemm_nt(false, r_delta_in, r_delta, w, rows, o, i);
             gemm_nt(true, r_delta_in, delta, v_w, rows, o, i);
         }

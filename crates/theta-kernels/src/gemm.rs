@@ -23,6 +23,11 @@
 //! transposed in place: the R values of A that a step broadcasts are then
 //! R consecutive values of one row of x, so nothing is copied.
 //!
+//! The R-pass's paired products, `Rx W + x V` and `xᵀ Rδ + Rxᵀ δ`, run as
+//! one sum ([`gemm_sum`], [`gemm_tn_sum`]): both terms stream into the same
+//! accumulators, which are stored once, instead of a second product reading
+//! and rewriting the first one's output.
+//!
 //! Products with a single term or a single output column (the sinusoid's
 //! 1-wide input and output layers) are not matrix products at all: outer
 //! products, weighted sums of rows and dot products, each a short loop here.
@@ -35,9 +40,10 @@
 //! (10 × 40 × 40); `xᵀ δ` over at most [`SMALL_ROWS`] rows 5% faster; the
 //! one-term and one-column loops 1.1–3× faster than faer. With those and
 //! the faster column sums and finiteness checks of the same change, MAML's
-//! and first-order MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this kernel could only run on a transposed
-//! copy of W (the transpose alone costs about as much as the product), stays
-//! on faer, as do long reductions and large layers.
+//! and first-order MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this
+//! kernel could only run on a transposed copy of W (the transpose alone
+//! costs about as much as the product), stays on faer, as do long
+//! reductions and large layers.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -55,8 +61,9 @@ pub const SMALL_ROWS: usize = 32;
 /// Output packs per register block (at most).
 const NV: usize = 4;
 
-/// Values of the stack buffer that pads B's last rows to whole packs.
-const TAIL: usize = 256;
+/// Values of the stack buffer that pads B's last rows to whole packs: two
+/// rows of at most [`NV`] packs of 16 lanes (see [`small`]).
+const TAIL: usize = 2 * NV * 16;
 
 /// Output rows per register block (at most). 5 × 3 packs = 15 accumulators
 /// measured best for 40 columns; 6 or 8 rows spilled registers.
@@ -109,7 +116,7 @@ pub fn gemm<T: Real>(
     } else if n == 1 {
         matvec(accumulate, out, a, b, k);
     } else if is_small(m, k, n) {
-        small::<T, false>(accumulate, out, a, k, b, m, k, n);
+        small::<T, false, 1>(accumulate, out, [(a, b)], k, m, k, n);
     } else {
         faer_product(accumulate, view_mut(out, m, n), view(a, m, k), view(b, k, n));
     }
@@ -134,9 +141,54 @@ pub fn gemm_tn<T: Real>(
     } else if n == 1 {
         weighted_row_sum(accumulate, out, b, a);
     } else if is_small_tn(m, k, n) {
-        small::<T, true>(accumulate, out, a, k, b, k, m, n);
+        small::<T, true, 1>(accumulate, out, [(a, b)], k, k, m, n);
     } else {
         faer_product(accumulate, view_mut(out, k, n), view(a, m, k).transpose(), view(b, m, n));
+    }
+}
+
+/// `out (m × n) ← [out +] a₁ · b₁ + a₂ · b₂`, each `a` of `m × k` and each
+/// `b` of `k × n`: the tangent forward pass's `Rx W + x V`. On the small
+/// kernel both terms run into the same accumulators, one sum over 2k terms
+/// (a₁ b₁'s in order, then a₂ b₂'s), stored once; elsewhere two products.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_sum<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    (a1, b1): (&[T], &[T]),
+    (a2, b2): (&[T], &[T]),
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    if k > 1 && n > 1 && m > 0 && is_small(m, k, n) {
+        let (a1, b1, a2, b2) = (&a1[..m * k], &b1[..k * n], &a2[..m * k], &b2[..k * n]);
+        small::<T, false, 2>(accumulate, &mut out[..m * n], [(a1, b1), (a2, b2)], k, m, k, n);
+    } else {
+        gemm(accumulate, out, a1, b1, m, k, n);
+        gemm(true, out, a2, b2, m, k, n);
+    }
+}
+
+/// `out (k × n) ← [out +] a₁ᵀ · b₁ + a₂ᵀ · b₂`, each `a` of `m × k` and each
+/// `b` of `m × n`: the Hessian-vector product's `R∂W = xᵀ Rδ + Rxᵀ δ`, as
+/// [`gemm_sum`] for [`gemm_tn`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_tn_sum<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    (a1, b1): (&[T], &[T]),
+    (a2, b2): (&[T], &[T]),
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    if k > 1 && n > 1 && m > 0 && is_small_tn(m, k, n) {
+        let (a1, b1, a2, b2) = (&a1[..m * k], &b1[..m * n], &a2[..m * k], &b2[..m * n]);
+        small::<T, true, 2>(accumulate, &mut out[..k * n], [(a1, b1), (a2, b2)], k, k, m, n);
+    } else {
+        gemm_tn(accumulate, out, a1, b1, m, k, n);
+        gemm_tn(true, out, a2, b2, m, k, n);
     }
 }
 
@@ -265,47 +317,56 @@ fn tree_sum<T: Real>(s: T::Pack) -> T {
     v[0]
 }
 
-/// `out (m × n) ← [out +] A (m × k) · b (k × n)`, the register-blocked way,
-/// with `A(i, p) = a[i·lda + p]`, or `a[p·lda + i]` when `AT` (A read
-/// transposed in place, for `xᵀ δ`).
+/// `out (m × n) ← [out +] Σ_t A_t (m × k) · b_t (k × n)` over `N` terms, the
+/// register-blocked way, with `A(i, p) = a[i·lda + p]`, or `a[p·lda + i]`
+/// when `AT` (A read transposed in place, for `xᵀ δ`). The terms share the
+/// accumulators: one sum, term by term, each in increasing p.
 #[allow(clippy::too_many_arguments)]
-fn small<T: Real, const AT: bool>(
+fn small<T: Real, const AT: bool, const N: usize>(
     accumulate: bool,
     out: &mut [T],
-    a: &[T],
+    terms: [(&[T], &[T]); N],
     lda: usize,
-    b: &[T],
     m: usize,
     k: usize,
     n: usize,
 ) {
     let lanes = T::Pack::LANES;
+    let mut tails = [[T::ZERO; TAIL]; N];
     let mut j0 = 0;
     while j0 < n {
         let width = (n - j0).min(NV * lanes);
         let packs = width.div_ceil(lanes);
-        // Rows p of b whose whole packs from column j0 lie inside b (the
-        // last pack may run into row p + 1).
+        // Rows p of each b whose whole packs from column j0 lie inside it
+        // (the last pack may run into row p + 1), and the later rows,
+        // zero-padded to whole packs once here rather than in every row
+        // block. A row's packs reach at most `full − 1` values past it and
+        // n ≥ 16, so at most two rows of at most NV packs: within TAIL.
         let full = packs * lanes;
-        let safe = if b.len() >= j0 + full { ((b.len() - j0 - full) / n + 1).min(k) } else { 0 };
-        // The later rows, zero-padded to whole packs once here rather than in
-        // every row block. A row's packs reach at most `full − 1` values past
-        // it, so at most ⌈full / n⌉ + 1 rows: with n ≥ 16, two rows of ≤ 64
-        // values; with narrower rows, one pack: within TAIL either way.
-        assert!((k - safe) * full <= TAIL, "gemm: b's last rows exceed the padding buffer");
-        let mut tail = [T::ZERO; TAIL];
-        for p in safe..k {
-            let row = &b[p * n + j0..p * n + j0 + width];
-            tail[(p - safe) * full..][..width].copy_from_slice(row);
+        let mut safe = [0; N];
+        for (t, &(_, b)) in terms.iter().enumerate() {
+            safe[t] = if b.len() >= j0 + full { ((b.len() - j0 - full) / n + 1).min(k) } else { 0 };
+            assert!((k - safe[t]) * full <= TAIL, "gemm: b's last rows exceed the padding buffer");
+            for p in safe[t]..k {
+                let row = &b[p * n + j0..p * n + j0 + width];
+                tails[t][(p - safe[t]) * full..][..width].copy_from_slice(row);
+            }
         }
-        let tail = &tail[..(k - safe) * full];
         // Blocks of nearly equal height: 10 rows are two blocks of 5, not 8 + 2.
         let blocks = m.div_ceil(MR);
         let mut i0 = 0;
         for block_index in 0..blocks {
             let rows = (m - i0).div_ceil(blocks - block_index);
-            let a = if AT { &a[i0..] } else { &a[i0 * lda..] };
-            let (out, b) = (&mut out[i0 * n + j0..], &b[j0..]);
+            let block_terms: [BlockTerm<'_, T>; N] = std::array::from_fn(|t| {
+                let (a, b) = terms[t];
+                BlockTerm {
+                    a: if AT { &a[i0..] } else { &a[i0 * lda..] },
+                    b: &b[j0..],
+                    safe: safe[t],
+                    tail: &tails[t][..(k - safe[t]) * full],
+                }
+            });
+            let out = &mut out[i0 * n + j0..];
             macro_rules! run {
                 ($($r:literal),*; $($v:literal),*) => {
                     run!(@rows [$($r),*] [$($v),*])
@@ -318,8 +379,8 @@ fn small<T: Real, const AT: bool>(
                 };
                 (@packs $r:literal [$($v:literal),*]) => {
                     match packs {
-                        $($v => block::<T, AT, $r, $v>(
-                            accumulate, out, n, a, lda, b, n, k, width, safe, tail,
+                        $($v => block::<T, AT, $r, $v, N>(
+                            accumulate, out, n, &block_terms, lda, n, k, width,
                         ),)*
                         _ => unreachable!("column blocks hold 1..=NV packs"),
                     }
@@ -332,63 +393,72 @@ fn small<T: Real, const AT: bool>(
     }
 }
 
+/// One term of a register block: A and b from the block's first row and
+/// column; b's rows below `safe` hold whole packs, the later ones are in
+/// `tail`, padded.
+struct BlockTerm<'a, T> {
+    a: &'a [T],
+    b: &'a [T],
+    safe: usize,
+    tail: &'a [T],
+}
+
 /// One register block: `R` output rows × `V` packs, `width` valid columns
-/// (more than `(V − 1)` packs' worth); b's rows below `safe` hold `V` whole
-/// packs, the later ones are in `tail`, padded. The slices start at the block.
+/// (more than `(V − 1)` packs' worth), summed over the terms in order.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn block<T: Real, const AT: bool, const R: usize, const V: usize>(
+fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize>(
     accumulate: bool,
     out: &mut [T],
     ldo: usize,
-    a: &[T],
+    terms: &[BlockTerm<'_, T>; N],
     lda: usize,
-    b: &[T],
     ldb: usize,
     k: usize,
     width: usize,
-    safe: usize,
-    tail: &[T],
 ) {
     let lanes = T::Pack::LANES;
     let full = V * lanes;
     let zero = T::Pack::splat(T::ZERO);
     let mut acc = [[zero; V]; R];
-    // A's rows as slices of exactly k values, so indexing by p < k needs no
-    // check in the loop (read transposed, column p of the block is R
-    // consecutive values).
-    let mut a_rows = [&a[..0]; R];
-    if !AT {
-        for r in 0..R {
-            a_rows[r] = &a[r * lda..][..k];
-        }
-    }
-    let a_at = |p: usize| -> [T; R] {
-        let mut x = [T::ZERO; R];
-        if AT {
-            let column = &a[p * lda..][..R];
-            x.copy_from_slice(column);
-        } else {
+    for term in terms {
+        let (a, b) = (term.a, term.b);
+        // A's rows as slices of exactly k values, so indexing by p < k needs
+        // no check in the loop (read transposed, column p of the block is R
+        // consecutive values).
+        let mut a_rows = [&a[..0]; R];
+        if !AT {
             for r in 0..R {
-                x[r] = a_rows[r][p];
+                a_rows[r] = &a[r * lda..][..k];
             }
         }
-        x
-    };
-    for p in 0..safe {
-        let bp = &b[p * ldb..][..full];
-        let mut bv = [zero; V];
-        for v in 0..V {
-            bv[v] = T::Pack::load(&bp[v * lanes..]);
+        let a_at = |p: usize| -> [T; R] {
+            let mut x = [T::ZERO; R];
+            if AT {
+                let column = &a[p * lda..][..R];
+                x.copy_from_slice(column);
+            } else {
+                for r in 0..R {
+                    x[r] = a_rows[r][p];
+                }
+            }
+            x
+        };
+        for p in 0..term.safe {
+            let bp = &b[p * ldb..][..full];
+            let mut bv = [zero; V];
+            for v in 0..V {
+                bv[v] = T::Pack::load(&bp[v * lanes..]);
+            }
+            fma_block(&mut acc, a_at(p), &bv);
         }
-        fma_block(&mut acc, a_at(p), &bv);
-    }
-    for (p, bp) in (safe..k).zip(tail.chunks_exact(full)) {
-        let mut bv = [zero; V];
-        for v in 0..V {
-            bv[v] = T::Pack::load(&bp[v * lanes..]);
+        for (p, bp) in (term.safe..k).zip(term.tail.chunks_exact(full)) {
+            let mut bv = [zero; V];
+            for v in 0..V {
+                bv[v] = T::Pack::load(&bp[v * lanes..]);
+            }
+            fma_block(&mut acc, a_at(p), &bv);
         }
-        fma_block(&mut acc, a_at(p), &bv);
     }
     store(accumulate, out, ldo, width, acc);
 }

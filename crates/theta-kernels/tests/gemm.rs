@@ -6,7 +6,9 @@
 //! survive: the kernel rewrites lanes past a row, never past the buffer.
 
 use theta_kernels::Real;
-use theta_kernels::gemm::{gemm, gemm_nt, gemm_ref, gemm_tn, is_small, is_small_tn};
+use theta_kernels::gemm::{
+    gemm, gemm_nt, gemm_ref, gemm_sum, gemm_tn, gemm_tn_sum, is_small, is_small_tn,
+};
 
 struct Lcg(u64);
 impl Lcg {
@@ -127,6 +129,31 @@ fn products<T: Real>() {
                 ((&a, 1, k), (&b, n, 1), k, m, n),
                 run,
             );
+            // a₁ · b₁ + a₂ · b₂: the reference sums [a₁ a₂] · [b₁; b₂]
+            let (a1, b1, a2, b2): (Vec<T>, Vec<T>, Vec<T>, Vec<T>) =
+                (g.vec(m * k), g.vec(k * n), g.vec(m * k), g.vec(k * n));
+            let old = g.vec(m * n);
+            let a: Vec<T> = (0..m)
+                .flat_map(|i| a1[i * k..(i + 1) * k].iter().chain(&a2[i * k..(i + 1) * k]))
+                .copied()
+                .collect();
+            let b: Vec<T> = b1.iter().chain(&b2).copied().collect();
+            let run = |out: &mut [T]| {
+                gemm_sum(accumulate, out, (&a1, &b1), (&a2, &b2), m, k, n);
+            };
+            let spec = ((&a[..], 2 * k, 1), (&b[..], n, 1), m, 2 * k, n);
+            case(&format!("gemm_sum {tag} ({path})"), accumulate, &old, spec, run);
+            // a₁ᵀ · b₁ + a₂ᵀ · b₂: the reference sums [a₁; a₂]ᵀ · [b₁; b₂]
+            let (a1, b1, a2, b2): (Vec<T>, Vec<T>, Vec<T>, Vec<T>) =
+                (g.vec(m * k), g.vec(m * n), g.vec(m * k), g.vec(m * n));
+            let old = g.vec(k * n);
+            let a: Vec<T> = a1.iter().chain(&a2).copied().collect();
+            let b: Vec<T> = b1.iter().chain(&b2).copied().collect();
+            let run = |out: &mut [T]| {
+                gemm_tn_sum(accumulate, out, (&a1, &b1), (&a2, &b2), m, k, n);
+            };
+            let spec = ((&a[..], 1, k), (&b[..], n, 1), k, 2 * m, n);
+            case(&format!("gemm_tn_sum {tag}"), accumulate, &old, spec, run);
             // a · bᵀ for a of m × n, b of k × n: an m × k output
             let (a, b): (Vec<T>, Vec<T>) = (g.vec(m * n), g.vec(k * n));
             let old = g.vec(m * k);
@@ -172,6 +199,36 @@ fn products_match_the_reference_f32() {
 #[test]
 fn products_match_the_reference_f64() {
     products::<f64>();
+}
+
+#[test]
+fn two_term_sums_are_one_sum_in_order_exactly() {
+    // Exact integers again: a₁ b₁ + a₂ b₂ on the small kernel is the sum over
+    // [a₁ a₂] · [b₁; b₂] in order, bit for bit, for both layouts.
+    let (m, k, n) = (10, 40, 40);
+    let ints = |len: usize, mul: usize, off: f32| -> Vec<f32> {
+        (0..len).map(|i| ((i * mul) % 11) as f32 - off).collect()
+    };
+    let (a1, a2, b1, b2) =
+        (ints(m * k, 7, 5.0), ints(m * k, 3, 4.0), ints(k * n, 5, 6.0), ints(k * n, 9, 5.0));
+    let a: Vec<f32> = (0..m)
+        .flat_map(|i| a1[i * k..(i + 1) * k].iter().chain(&a2[i * k..(i + 1) * k]))
+        .copied()
+        .collect();
+    let b: Vec<f32> = b1.iter().chain(&b2).copied().collect();
+    let (mut out, mut expected) = (vec![0f32; m * n], vec![0f32; m * n]);
+    gemm_sum(false, &mut out, (&a1, &b1), (&a2, &b2), m, k, n);
+    gemm_ref(false, &mut expected, (&a, 2 * k, 1), (&b, n, 1), m, 2 * k, n);
+    assert_eq!(out, expected);
+    // xᵀ-shaped: a of m × k' with k' = 40 outputs rows, b of m × n.
+    let (x1, x2, d1, d2) =
+        (ints(m * k, 7, 5.0), ints(m * k, 3, 4.0), ints(m * n, 5, 6.0), ints(m * n, 9, 5.0));
+    let x: Vec<f32> = x1.iter().chain(&x2).copied().collect();
+    let d: Vec<f32> = d1.iter().chain(&d2).copied().collect();
+    let (mut out, mut expected) = (vec![0f32; k * n], vec![0f32; k * n]);
+    gemm_tn_sum(false, &mut out, (&x1, &d1), (&x2, &d2), m, k, n);
+    gemm_ref(false, &mut expected, (&x, 1, k), (&d, n, 1), k, 2 * m, n);
+    assert_eq!(out, expected);
 }
 
 #[test]

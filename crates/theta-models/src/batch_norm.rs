@@ -25,7 +25,7 @@ use theta_kernels::activation::{
     tangent_bias_activation,
 };
 use theta_kernels::batch_norm;
-use theta_kernels::gemm::{gemm, gemm_nt, gemm_tn};
+use theta_kernels::gemm::{gemm, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum};
 use theta_kernels::{Loss, Real};
 
 use crate::mlp::{Init, LayerLayout, Mlp, MlpSpec, check_direction};
@@ -207,9 +207,9 @@ impl BatchNormMlp {
             let rz = self.at_mut(r.rzs, rows, l);
             let rh = &mut rh_rest[..rows * o];
             if self.hidden(l) {
-                gemm(false, rz, input, vw, rows, i, o);
-                if let Some(rx) = rx {
-                    gemm(true, rz, rx, w, rows, i, o);
+                match rx {
+                    Some(rx) => gemm_sum(false, rz, (input, vw), (rx, w), rows, i, o),
+                    None => gemm(false, rz, input, vw, rows, i, o),
                 }
                 let (z, inv_s) = (self.at(r.zs, rows, l), &r.inv_s[off..off + o]);
                 batch_norm::project(z, inv_s, rz, &mut r.rs[off..off + o], &mut r.stats[..o]);
@@ -410,9 +410,11 @@ impl<T: Real> Model<T> for BatchNormMlp {
                     &mut r.stats[..4 * o],
                 );
                 gemm_tn(false, gw, input, delta_a, rows, i, o);
-                gemm_tn(false, hw, input, r_delta_a, rows, i, o);
-                if let Some(rx) = rx {
-                    gemm_tn(true, hw, rx, delta_a, rows, i, o);
+                match rx {
+                    Some(rx) => {
+                        gemm_tn_sum(false, hw, (input, r_delta_a), (rx, delta_a), rows, i, o)
+                    }
+                    None => gemm_tn(false, hw, input, r_delta_a, rows, i, o),
                 }
                 if l > 0 {
                     gemm_nt(false, delta_b, delta_a, w, rows, o, i);
@@ -420,7 +422,11 @@ impl<T: Real> Model<T> for BatchNormMlp {
                     gemm_nt(true, r_delta_b, delta_a, vw, rows, o, i);
                 }
             } else {
-                let delta_in = if l == 0 { None } else { Some((&mut *delta_b, &mut *r_delta_b)) };
+                let (delta_in, r_delta_in) = if l == 0 {
+                    (None, None)
+                } else {
+                    (Some(&mut *delta_b), Some(&mut *r_delta_b))
+                };
                 layer.dense.tangent_backward(
                     rows,
                     input,
@@ -435,6 +441,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
                     hw,
                     hb,
                     delta_in,
+                    r_delta_in,
                 );
             }
             std::mem::swap(&mut delta_a, &mut delta_b);

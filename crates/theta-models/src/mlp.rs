@@ -6,11 +6,15 @@
 //! them and lays out the caller's scratch:
 //!
 //! ```text
-//! [ h_1 … h_L | δ ping | δ pong | Rz_1 … Rz_L | Rh_1 … Rh_L | Rδ ping | Rδ pong ]
-//!   forward     gradient         Hessian- and Gauss-Newton-vector products
+//! [ h_1 … h_L | δ ping | δ pong | Rz_1 … Rz_L | Rh_1 … Rh_L | Rδ ping | Rδ pong | δh_1 … δh_L ]
+//!   forward     gradient         Hessian- and Gauss-Newton-vector products     δ cache (Hessian)
 //! ```
 //!
-//! each `h_l`, `Rz_l`, `Rh_l` being `N × d_l` and each δ buffer `N × max d_l`.
+//! each `h_l`, `Rz_l`, `Rh_l`, `δh_l` being `N × d_l` and each δ buffer
+//! `N × max d_l`. A Hessian-vector scratch keeps the backward pass's δh_l
+//! (the loss's gradient with respect to h_l) from its preparation, so that
+//! every prepared product reuses them instead of recomputing `δz Wᵀ` per
+//! layer: the same bits, one matrix product fewer per hidden layer.
 
 use std::ops::Range;
 
@@ -256,7 +260,8 @@ impl Mlp {
         match pass {
             Pass::Predict | Pass::Loss => s,
             Pass::Gradient => s + 2 * m,
-            Pass::HessianVector | Pass::GaussNewton => 3 * s + 4 * m,
+            Pass::GaussNewton => 3 * s + 4 * m,
+            Pass::HessianVector => 4 * s + 4 * m,
         }
     }
 
@@ -324,7 +329,9 @@ impl Mlp {
     }
 
     /// Backward pass from δh_L (in `delta_a`): writes the gradient with
-    /// respect to θ of `Σ_n δh_L[n] · h_L[n]` into `grad`.
+    /// respect to θ of `Σ_n δh_L[n] · h_L[n]` into `grad`, and each layer's
+    /// δh_l into `cache` when given.
+    #[allow(clippy::too_many_arguments)]
     fn backward<'d, T: Real>(
         &self,
         theta: &[T],
@@ -334,8 +341,13 @@ impl Mlp {
         mut delta_a: &'d mut [T],
         mut delta_b: &'d mut [T],
         grad: &mut [T],
+        mut cache: Option<&mut [T]>,
     ) {
         for (l, layer) in self.layers.iter().enumerate().rev() {
+            if let Some(cache) = cache.as_deref_mut() {
+                let n = rows * layer.dense.fan_out;
+                self.h_mut(cache, rows, l).copy_from_slice(&delta_a[..n]);
+            }
             let input = if l == 0 { x } else { self.h(hs, rows, l - 1) };
             let (gw, gb) =
                 grad[layer.weights.start..layer.bias.end].split_at_mut(layer.weights.len());
@@ -350,6 +362,31 @@ impl Mlp {
                 gb,
                 delta_in,
             );
+            std::mem::swap(&mut delta_a, &mut delta_b);
+        }
+    }
+}
+
+impl Mlp {
+    /// The δ chain of the backward pass from δh_L (in `delta_a`), without
+    /// the gradient: each layer's δh_l into `cache`.
+    fn delta_chain<'d, T: Real>(
+        &self,
+        theta: &[T],
+        rows: usize,
+        hs: &[T],
+        mut delta_a: &'d mut [T],
+        mut delta_b: &'d mut [T],
+        cache: &mut [T],
+    ) {
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let n = rows * layer.dense.fan_out;
+            self.h_mut(cache, rows, l).copy_from_slice(&delta_a[..n]);
+            if l == 0 {
+                break;
+            }
+            let w = &theta[layer.weights.clone()];
+            layer.dense.backward_delta(rows, w, self.h(hs, rows, l), delta_a, Some(&mut *delta_b));
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
     }
@@ -370,6 +407,8 @@ struct Regions<'a, T> {
     rhs: &'a mut [T],
     r_delta_a: &'a mut [T],
     r_delta_b: &'a mut [T],
+    /// δh_1 … δh_L, in Hessian-vector scratch only (empty otherwise).
+    dhs: &'a mut [T],
 }
 
 impl Mlp {
@@ -381,40 +420,44 @@ impl Mlp {
         let (rzs, rest) = rest.split_at_mut(s.min(rest.len()));
         let (rhs, rest) = rest.split_at_mut(s.min(rest.len()));
         let (r_delta_a, rest) = rest.split_at_mut(m.min(rest.len()));
-        let (r_delta_b, _) = rest.split_at_mut(m.min(rest.len()));
-        Regions { hs, delta_a, delta_b, rzs, rhs, r_delta_a, r_delta_b }
+        let (r_delta_b, rest) = rest.split_at_mut(m.min(rest.len()));
+        let (dhs, _) = rest.split_at_mut(s.min(rest.len()));
+        Regions { hs, delta_a, delta_b, rzs, rhs, r_delta_a, r_delta_b, dhs }
+    }
+
+    /// The loss at the network's output (in `r.hs`) and its gradient
+    /// δh_L, the backward pass's seed, into `delta`.
+    fn seed<T: Real>(&self, split: &Split<T>, hs: &[T], delta: &mut [T]) -> Result<T> {
+        let (rows, d_out) = (split.len(), self.output_dim_());
+        let out = self.h(hs, rows, self.layers.len() - 1);
+        let delta = Some(&mut delta[..rows * d_out]);
+        Self::finite(self.spec.loss.value_and_gradient(out, d_out, split.y().as_ref(), delta))
     }
 
     /// Everything of the Hessian-vector pass after the forward pass (in
-    /// `r.hs`): the tangent forward pass, the loss's seeds, and the fused
-    /// tangent backward, which also writes the gradient when `grad` is given.
+    /// `r.hs`): the tangent forward pass, the loss's Hessian seed, and the
+    /// fused tangent backward. The δ chain is either computed along, from
+    /// the seed in `r.delta_a`, writing the gradient when `grad` is given,
+    /// or read from the cache `r.dhs` of a preparation (`cached`).
     fn tangent_pass<T: Real>(
         &self,
         theta: &[T],
         split: &Split<T>,
         v: &[T],
         mut grad: Option<&mut [T]>,
+        cached: bool,
         hvp: &mut [T],
         r: Regions<'_, T>,
-    ) -> Result<T> {
+    ) {
         let (rows, x) = (split.len(), split.x().as_slice());
         self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
         let last = self.layers.len() - 1;
         let d_out = self.output_dim_();
-        let n_out = rows * d_out;
-        let out = self.h(r.hs, rows, last);
-        let loss = self.spec.loss.value_and_gradient(
-            out,
-            d_out,
-            split.y().as_ref(),
-            Some(&mut r.delta_a[..n_out]),
-        );
-        let loss = Self::finite(loss)?;
         self.spec.loss.output_hessian_product(
-            out,
+            self.h(r.hs, rows, last),
             d_out,
             self.h(r.rhs, rows, last),
-            &mut r.r_delta_a[..n_out],
+            &mut r.r_delta_a[..rows * d_out],
         );
 
         let (mut delta_a, mut delta_b) = (r.delta_a, r.delta_b);
@@ -425,10 +468,15 @@ impl Mlp {
             } else {
                 (self.h(r.hs, rows, l - 1), Some(self.h(r.rhs, rows, l - 1)))
             };
+            if cached {
+                let n = rows * layer.dense.fan_out;
+                delta_a[..n].copy_from_slice(self.h(r.dhs, rows, l));
+            }
             let span = layer.weights.start..layer.bias.end;
             let g = grad.as_deref_mut().map(|g| g[span.clone()].split_at_mut(layer.weights.len()));
             let (hw, hb) = hvp[span].split_at_mut(layer.weights.len());
-            let delta_in = if l == 0 { None } else { Some((&mut *delta_b, &mut *r_delta_b)) };
+            let delta_in = if l == 0 || cached { None } else { Some(&mut *delta_b) };
+            let r_delta_in = if l == 0 { None } else { Some(&mut *r_delta_b) };
             layer.dense.tangent_backward(
                 rows,
                 input,
@@ -443,11 +491,13 @@ impl Mlp {
                 hw,
                 hb,
                 delta_in,
+                r_delta_in,
             );
-            std::mem::swap(&mut delta_a, &mut delta_b);
+            if !cached {
+                std::mem::swap(&mut delta_a, &mut delta_b);
+            }
             std::mem::swap(&mut r_delta_a, &mut r_delta_b);
         }
-        Ok(loss)
     }
 
     /// Loss and gradient, in a scratch checked to hold `pass`.
@@ -464,16 +514,10 @@ impl Mlp {
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs);
-        let d_out = self.output_dim_();
-        let out = self.h(r.hs, rows, self.layers.len() - 1);
-        let loss = self.spec.loss.value_and_gradient(
-            out,
-            d_out,
-            split.y().as_ref(),
-            Some(&mut r.delta_a[..rows * d_out]),
-        );
-        let loss = Self::finite(loss)?;
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad);
+        let loss = self.seed(split, r.hs, r.delta_a)?;
+        // In a Hessian-vector scratch, keep the δ chain for prepared products.
+        let cache = if pass == Pass::HessianVector { Some(r.dhs) } else { None };
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad, cache);
         Ok(loss)
     }
 
@@ -598,7 +642,9 @@ impl<T: Real> Model<T> for Mlp {
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs);
-        self.tangent_pass(theta, split, v, Some(grad), hvp, r)
+        let loss = self.seed(split, r.hs, r.delta_a)?;
+        self.tangent_pass(theta, split, v, Some(grad), false, hvp, r);
+        Ok(loss)
     }
 
     fn loss_grad_prepare_hvp(
@@ -609,7 +655,8 @@ impl<T: Real> Model<T> for Mlp {
         scratch: &mut [T],
     ) -> Result<T> {
         // The gradient pass in the larger scratch: its forward pass stays in
-        // `hs`, which no later step of the gradient pass writes.
+        // `hs`, which no later step of the gradient pass writes, and it
+        // caches its δ chain in `dhs`.
         self.gradient_pass(theta, split, grad, Pass::HessianVector, scratch)
     }
 
@@ -625,7 +672,8 @@ impl<T: Real> Model<T> for Mlp {
         self.check_prepared(theta, split, v, Pass::HessianVector, scratch)?;
         check_len("Hessian-vector buffer length", self.num_params, hvp.len())?;
         let r = self.regions(split.len(), scratch);
-        self.tangent_pass(theta, split, v, None, hvp, r).map(|_| ())
+        self.tangent_pass(theta, split, v, None, true, hvp, r);
+        Ok(())
     }
 
     fn loss_gnvp(
@@ -646,7 +694,14 @@ impl<T: Real> Model<T> for Mlp {
     }
 
     fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
-        self.forward_loss(theta, split, Pass::HessianVector, scratch).map(|_| ())
+        // The forward pass and the gradient pass's δ chain, without ∂W, ∂b.
+        self.check(theta, split, Pass::HessianVector, scratch)?;
+        let rows = split.len();
+        let r = self.regions(rows, scratch);
+        self.forward(theta, split.x().as_slice(), rows, r.hs);
+        self.seed(split, r.hs, r.delta_a)?;
+        self.delta_chain(theta, rows, r.hs, r.delta_a, r.delta_b, r.dhs);
+        Ok(())
     }
 
     fn gnvp_prepared(
@@ -672,7 +727,7 @@ impl<T: Real> Model<T> for Mlp {
             self.h(r.rhs, rows, last),
             &mut r.delta_a[..rows * d_out],
         );
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, gnvp);
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, gnvp, None);
         Ok(())
     }
 }
