@@ -193,7 +193,12 @@ fn main() {
     std::thread::scope(|s| {
         for _ in 0..args.threads.max(1) {
             s.spawn(|| {
-                while let Some(algo) = queue.lock().unwrap().pop() {
+                loop {
+                    // Take the lock for the pop alone: in a `while let`
+                    // scrutinee the guard would live through the job, and
+                    // the jobs would run one at a time.
+                    let next = queue.lock().unwrap().pop();
+                    let Some(algo) = next else { break };
                     let outcome = job(algo, &args);
                     results.lock().unwrap().push(outcome);
                 }
