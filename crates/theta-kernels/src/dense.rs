@@ -58,7 +58,8 @@ impl Dense {
         bias_activation(self.activation, &mut h[..rows * o], b);
     }
 
-    /// Backward: turns `delta` from δh into δz in place, writes `∂W` and `∂b`,
+    /// Backward: turns `delta` from δh into δz in place, writes `(∂W, ∂b)`
+    /// when `grad` is given (a pass that only caches the δ chain needs none),
     /// and `δx = δz Wᵀ` into `delta_in` when given (not needed for layer 1).
     pub fn backward<T: Real>(
         &self,
@@ -67,34 +68,16 @@ impl Dense {
         w: &[T],
         h: &[T],
         delta: &mut [T],
-        grad_w: &mut [T],
-        grad_b: &mut [T],
+        grad: Option<(&mut [T], &mut [T])>,
         delta_in: Option<&mut [T]>,
     ) {
         let (i, o) = (self.fan_in, self.fan_out);
         let n = rows * o;
         mul_activation_derivative(self.activation, &h[..n], &mut delta[..n]);
-        gemm_tn(false, grad_w, x, delta, rows, i, o);
-        column_sums(&delta[..n], grad_b);
-        if let Some(delta_in) = delta_in {
-            gemm_nt(false, delta_in, delta, w, rows, o, i);
+        if let Some((grad_w, grad_b)) = grad {
+            gemm_tn(false, grad_w, x, delta, rows, i, o);
+            column_sums(&delta[..n], grad_b);
         }
-    }
-
-    /// The backward pass's δ chain alone, for a cache of δh that later
-    /// Hessian-vector products read: turns `delta` from δh into δz in place
-    /// and writes `δx = δz Wᵀ` into `delta_in` when given; no `∂W`, no `∂b`.
-    pub fn backward_delta<T: Real>(
-        &self,
-        rows: usize,
-        w: &[T],
-        h: &[T],
-        delta: &mut [T],
-        delta_in: Option<&mut [T]>,
-    ) {
-        let (i, o) = (self.fan_in, self.fan_out);
-        let n = rows * o;
-        mul_activation_derivative(self.activation, &h[..n], &mut delta[..n]);
         if let Some(delta_in) = delta_in {
             gemm_nt(false, delta_in, delta, w, rows, o, i);
         }

@@ -161,7 +161,8 @@ pub fn gemm_sum<T: Real>(
     k: usize,
     n: usize,
 ) {
-    if k > 1 && n > 1 && m > 0 && is_small(m, k, n) {
+    // k = 1 is an outer product in `gemm`, ahead of the small kernel.
+    if k > 1 && is_small(m, k, n) {
         let (a1, b1, a2, b2) = (&a1[..m * k], &b1[..k * n], &a2[..m * k], &b2[..k * n]);
         small::<T, false, 2>(accumulate, &mut out[..m * n], [(a1, b1), (a2, b2)], k, m, k, n);
     } else {
@@ -183,7 +184,8 @@ pub fn gemm_tn_sum<T: Real>(
     k: usize,
     n: usize,
 ) {
-    if k > 1 && n > 1 && m > 0 && is_small_tn(m, k, n) {
+    // k = 1 is a weighted row sum in `gemm_tn`, ahead of the small kernel.
+    if k > 1 && is_small_tn(m, k, n) {
         let (a1, b1, a2, b2) = (&a1[..m * k], &b1[..m * n], &a2[..m * k], &b2[..m * n]);
         small::<T, true, 2>(accumulate, &mut out[..k * n], [(a1, b1), (a2, b2)], k, k, m, n);
     } else {

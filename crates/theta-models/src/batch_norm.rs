@@ -257,7 +257,7 @@ impl BatchNormMlp {
                 }
             } else {
                 let h = self.at(r.hs, rows, l);
-                layer.dense.backward(rows, input, w, h, delta_a, gw, gb, delta_in);
+                layer.dense.backward(rows, input, w, h, delta_a, Some((gw, gb)), delta_in);
             }
             std::mem::swap(&mut delta_a, &mut delta_b);
         }

@@ -329,8 +329,9 @@ impl Mlp {
     }
 
     /// Backward pass from δh_L (in `delta_a`): writes the gradient with
-    /// respect to θ of `Σ_n δh_L[n] · h_L[n]` into `grad`, and each layer's
-    /// δh_l into `cache` when given.
+    /// respect to θ of `Σ_n δh_L[n] · h_L[n]` into `grad` when given, and
+    /// each layer's δh_l into `cache` when given (a preparation of
+    /// Hessian-vector products may want the δ chain alone).
     #[allow(clippy::too_many_arguments)]
     fn backward<'d, T: Real>(
         &self,
@@ -340,7 +341,7 @@ impl Mlp {
         hs: &[T],
         mut delta_a: &'d mut [T],
         mut delta_b: &'d mut [T],
-        grad: &mut [T],
+        mut grad: Option<&mut [T]>,
         mut cache: Option<&mut [T]>,
     ) {
         for (l, layer) in self.layers.iter().enumerate().rev() {
@@ -349,8 +350,8 @@ impl Mlp {
                 self.h_mut(cache, rows, l).copy_from_slice(&delta_a[..n]);
             }
             let input = if l == 0 { x } else { self.h(hs, rows, l - 1) };
-            let (gw, gb) =
-                grad[layer.weights.start..layer.bias.end].split_at_mut(layer.weights.len());
+            let span = layer.weights.start..layer.bias.end;
+            let g = grad.as_deref_mut().map(|g| g[span].split_at_mut(layer.weights.len()));
             let delta_in = if l == 0 { None } else { Some(&mut *delta_b) };
             layer.dense.backward(
                 rows,
@@ -358,35 +359,9 @@ impl Mlp {
                 &theta[layer.weights.clone()],
                 self.h(hs, rows, l),
                 delta_a,
-                gw,
-                gb,
+                g,
                 delta_in,
             );
-            std::mem::swap(&mut delta_a, &mut delta_b);
-        }
-    }
-}
-
-impl Mlp {
-    /// The δ chain of the backward pass from δh_L (in `delta_a`), without
-    /// the gradient: each layer's δh_l into `cache`.
-    fn delta_chain<'d, T: Real>(
-        &self,
-        theta: &[T],
-        rows: usize,
-        hs: &[T],
-        mut delta_a: &'d mut [T],
-        mut delta_b: &'d mut [T],
-        cache: &mut [T],
-    ) {
-        for (l, layer) in self.layers.iter().enumerate().rev() {
-            let n = rows * layer.dense.fan_out;
-            self.h_mut(cache, rows, l).copy_from_slice(&delta_a[..n]);
-            if l == 0 {
-                break;
-            }
-            let w = &theta[layer.weights.clone()];
-            layer.dense.backward_delta(rows, w, self.h(hs, rows, l), delta_a, Some(&mut *delta_b));
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
     }
@@ -517,7 +492,7 @@ impl Mlp {
         let loss = self.seed(split, r.hs, r.delta_a)?;
         // In a Hessian-vector scratch, keep the δ chain for prepared products.
         let cache = if pass == Pass::HessianVector { Some(r.dhs) } else { None };
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, grad, cache);
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, Some(grad), cache);
         Ok(loss)
     }
 
@@ -696,11 +671,11 @@ impl<T: Real> Model<T> for Mlp {
     fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
         // The forward pass and the gradient pass's δ chain, without ∂W, ∂b.
         self.check(theta, split, Pass::HessianVector, scratch)?;
-        let rows = split.len();
+        let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
-        self.forward(theta, split.x().as_slice(), rows, r.hs);
+        self.forward(theta, x, rows, r.hs);
         self.seed(split, r.hs, r.delta_a)?;
-        self.delta_chain(theta, rows, r.hs, r.delta_a, r.delta_b, r.dhs);
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, None, Some(r.dhs));
         Ok(())
     }
 
@@ -727,7 +702,7 @@ impl<T: Real> Model<T> for Mlp {
             self.h(r.rhs, rows, last),
             &mut r.delta_a[..rows * d_out],
         );
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, gnvp, None);
+        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, Some(gnvp), None);
         Ok(())
     }
 }
