@@ -108,9 +108,9 @@ fn cpu_model() -> String {
 
 fn simd() -> &'static str {
     if cfg!(target_feature = "avx512f") {
-        "AVX-512 (target-cpu=x86-64-v4)"
-    } else if cfg!(target_feature = "avx2") {
-        "AVX2"
+        "AVX-512 (512-bit vectors)"
+    } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
+        "AVX2 + FMA (pairs of 256-bit vectors)"
     } else {
         "baseline x86-64"
     }

@@ -2,9 +2,9 @@
 //!
 //! [`Real`] is implemented for `f32` (the fast default) and `f64` (for exactness
 //! checks). Each has one [`Pack`] type of 512 bits: `f32x16` and `f64x8` from
-//! `wide`. With AVX-512 enabled at build time (this workspace's default, see
-//! `.cargo/config.toml`) a pack is one register; without it, `wide` runs the
-//! same code on two 256-bit halves. [`simd_level`] says which.
+//! `wide`. With AVX-512 enabled at build time (the workspace builds for the
+//! native CPU, see `.cargo/config.toml`) a pack is one register; with AVX2,
+//! `wide` runs the same code on two 256-bit halves. [`simd_level`] says which.
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
@@ -254,7 +254,8 @@ impl_real!(f64, f64x8, 8);
 /// Which SIMD instructions this build of the kernels uses.
 ///
 /// `wide` chooses at compile time from the enabled target features; this
-/// workspace enables AVX-512 (`target-cpu=x86-64-v4` in `.cargo/config.toml`).
+/// workspace builds for the CPU that compiles it (`target-cpu=native` in
+/// `.cargo/config.toml`): AVX-512 where the CPU has it, AVX2 otherwise.
 /// Benchmarks print this so that every number says what it was measured with.
 pub fn simd_level() -> &'static str {
     if cfg!(target_feature = "avx512f") {
