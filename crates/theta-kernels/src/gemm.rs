@@ -4,16 +4,19 @@
 //! A few-shot task is small: the sinusoid network multiplies 10 × 40 by
 //! 40 × 40, sixteen thousand multiply-adds, where a general GEMM spends a
 //! good part of its time packing and dispatching. The small kernel packs
-//! nothing. It keeps a block of output packs in registers (5 rows × 3 packs =
-//! 15 accumulators for 40 columns, padded in registers to 48 lanes) and
+//! nothing. It keeps a block of output packs in registers (with AVX-512, 5
+//! rows × 3 packs = 15 accumulators for 40 columns, the last pack
+//! overlapping, see below; with AVX2, 2 rows × 5 packs of 8 lanes) and
 //! streams the reduction: at each step p, one load per pack of B's row p, one
-//! broadcast per row of A, and a fused multiply-add per accumulator. Fifteen
-//! independent accumulators hide the FMA latency; per-row loops cannot.
+//! broadcast per row of A, and a fused multiply-add per accumulator. Ten or
+//! fifteen independent accumulators hide the FMA latency; per-row loops
+//! cannot.
 //!
-//! A partial last pack reads past its row into the next one (those lanes are
-//! discarded), and is stored by rewriting the next row's first values with
-//! what they hold. B's last rows, where a whole pack would leave the buffer,
-//! are copied once into a zero-padded stack buffer.
+//! A partial last pack is taken over the row's last pack of columns (24..40
+//! for 40 columns and 16 lanes), overlapping the pack before it: every load and store is a
+//! whole pack inside its row, with no padding and no masked stores (a
+//! masked store costs 15–20 cycles per 256 bits on AMD's Zen 3). The shared
+//! columns are computed twice, with the same bits.
 //!
 //! Every output of the small kernel is the sum over p in increasing order,
 //! fused, from zero, then added to the old value when accumulating: one fixed
@@ -58,16 +61,28 @@ pub const SMALL_MAX: usize = 128;
 /// panels win (500 × 40 × 40: 5% faster on faer).
 pub const SMALL_ROWS: usize = 32;
 
-/// Output packs per register block (at most).
-const NV: usize = 4;
-
-/// Values of the stack buffer that pads B's last rows to whole packs: two
-/// rows of at most [`NV`] packs of 16 lanes (see [`small`]).
-const TAIL: usize = 2 * NV * 16;
-
-/// Output rows per register block (at most). 5 × 3 packs = 15 accumulators
-/// measured best for 40 columns; 6 or 8 rows spilled registers.
-const MR: usize = 5;
+/// The register blocks of the small kernel, for the build's SIMD level: a
+/// block is at most [`MR`] output rows × [`NV`] packs of [`SmallPack`]. With
+/// AVX-512 (32 registers of 16 f32 lanes), 5 × 3 packs = 15 accumulators
+/// measured best for 40 columns (6 or 8 rows spilled registers). Without it
+/// there are 16 registers of 8 lanes, and the blocks are of narrow packs: 2
+/// rows × 5 packs (10 accumulators and B's row p in the other registers;
+/// 40 columns exactly) measured best on AMD Zen 3: MAML's meta-step 14%
+/// faster than with 3 × 5, 8% than 4 × 3, 25% than 1 × 5, and 1.5× as fast
+/// as with 5 × 3 wide packs (whose 30 register halves spilled).
+#[cfg(target_feature = "avx512f")]
+mod blocking {
+    pub(super) type SmallPack<T> = <T as crate::real::Real>::Pack;
+    pub(super) const NV: usize = 4;
+    pub(super) const MR: usize = 5;
+}
+#[cfg(not(target_feature = "avx512f"))]
+mod blocking {
+    pub(super) type SmallPack<T> = <T as crate::real::Real>::Narrow;
+    pub(super) const NV: usize = 5;
+    pub(super) const MR: usize = 2;
+}
+use blocking::{MR, NV, SmallPack};
 
 fn view<T: Real>(s: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::from_row_major_slice(&s[..rows * cols], rows, cols)
@@ -223,19 +238,35 @@ fn no_terms<T: Real>(accumulate: bool, out: &mut [T]) {
 }
 
 /// `out ← [out +] a ⊗ b`, the `m × n` outer product of `a` (m) and `b` (n):
-/// the products with one term, `k = 1`.
+/// the products with one term, `k = 1`. A partial last pack is taken over
+/// the row's last whole pack's span (no masked stores, see the module doc),
+/// its old values read before the row's other packs are written.
 fn outer<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T]) {
     let (lanes, n) = (T::Pack::LANES, b.len());
+    if n < lanes {
+        for (row, &x) in out.chunks_exact_mut(n).zip(a) {
+            for (o, &y) in row.iter_mut().zip(b) {
+                *o = if accumulate { *o + x * y } else { x * y };
+            }
+        }
+        return;
+    }
     let whole = n - n % lanes;
+    let last = n - lanes;
+    let b_last = T::Pack::load(&b[last..]);
     for (row, &x) in out.chunks_exact_mut(n).zip(a) {
         let xs = T::Pack::splat(x);
+        let tail = (whole < n).then(|| {
+            let v = xs * b_last;
+            if accumulate { T::Pack::load(&row[last..]) + v } else { v }
+        });
         for j in (0..whole).step_by(lanes) {
             let v = xs * T::Pack::load(&b[j..]);
             let v = if accumulate { T::Pack::load(&row[j..]) + v } else { v };
             v.store(&mut row[j..]);
         }
-        for (o, &y) in row[whole..].iter_mut().zip(&b[whole..]) {
-            *o = if accumulate { *o + x * y } else { x * y };
+        if let Some(tail) = tail {
+            tail.store(&mut row[last..]);
         }
     }
 }
@@ -333,42 +364,34 @@ fn small<T: Real, const AT: bool, const N: usize>(
     k: usize,
     n: usize,
 ) {
-    let lanes = T::Pack::LANES;
-    let mut tails = [[T::ZERO; TAIL]; N];
-    let mut j0 = 0;
-    while j0 < n {
-        let width = (n - j0).min(NV * lanes);
-        let packs = width.div_ceil(lanes);
-        // Rows p of each b whose whole packs from column j0 lie inside it
-        // (the last pack may run into row p + 1), and the later rows,
-        // zero-padded to whole packs once here rather than in every row
-        // block. A row's packs reach at most `full − 1` values past it and
-        // n ≥ 16, so at most two rows of at most NV packs: within TAIL.
-        let full = packs * lanes;
-        let mut safe = [0; N];
-        for (t, &(_, b)) in terms.iter().enumerate() {
-            safe[t] = if b.len() >= j0 + full { ((b.len() - j0 - full) / n + 1).min(k) } else { 0 };
-            assert!((k - safe[t]) * full <= TAIL, "gemm: b's last rows exceed the padding buffer");
-            for p in safe[t]..k {
-                let row = &b[p * n + j0..p * n + j0 + width];
-                tails[t][(p - safe[t]) * full..][..width].copy_from_slice(row);
-            }
+    let lanes = SmallPack::<T>::LANES;
+    debug_assert!(n >= lanes, "the small kernel needs a whole pack of columns");
+    // Pack g covers the columns from `start(g)`: whole packs, and a partial
+    // last one taken over the row's last `lanes` columns, so every load and
+    // store is one whole pack inside its row.
+    let packs = n.div_ceil(lanes);
+    let start = |g: usize| (g * lanes).min(n - lanes);
+    let overlaps = !n.is_multiple_of(lanes);
+    let mut v0 = 0;
+    while v0 < packs {
+        let mut count = (packs - v0).min(NV);
+        // The overlapping last pack shares a block with the pack it overlaps:
+        // a block reads all of a row's old values before it stores any, so
+        // the shared columns are added to once (4 + 1 packs become 3 + 2).
+        if overlaps && count > 1 && packs - v0 - count == 1 {
+            count -= 1;
         }
+        let s0 = start(v0);
         // Blocks of nearly equal height: 10 rows are two blocks of 5, not 8 + 2.
         let blocks = m.div_ceil(MR);
         let mut i0 = 0;
         for block_index in 0..blocks {
             let rows = (m - i0).div_ceil(blocks - block_index);
-            let block_terms: [BlockTerm<'_, T>; N] = std::array::from_fn(|t| {
+            let block_terms: [(&[T], &[T]); N] = std::array::from_fn(|t| {
                 let (a, b) = terms[t];
-                BlockTerm {
-                    a: if AT { &a[i0..] } else { &a[i0 * lda..] },
-                    b: &b[j0..],
-                    safe: safe[t],
-                    tail: &tails[t][..(k - safe[t]) * full],
-                }
+                (if AT { &a[i0..] } else { &a[i0 * lda..] }, &b[s0..])
             });
-            let out = &mut out[i0 * n + j0..];
+            let out = &mut out[i0 * n + s0..];
             macro_rules! run {
                 ($($r:literal),*; $($v:literal),*) => {
                     run!(@rows [$($r),*] [$($v),*])
@@ -380,51 +403,47 @@ fn small<T: Real, const AT: bool, const N: usize>(
                     }
                 };
                 (@packs $r:literal [$($v:literal),*]) => {
-                    match packs {
+                    match count {
                         $($v => block::<T, AT, $r, $v, N>(
-                            accumulate, out, n, &block_terms, lda, n, k, width,
+                            accumulate,
+                            out,
+                            &block_terms,
+                            (lda, n),
+                            k,
+                            std::array::from_fn(|v| start(v0 + v) - s0),
                         ),)*
                         _ => unreachable!("column blocks hold 1..=NV packs"),
                     }
                 };
             }
+            #[cfg(target_feature = "avx512f")]
             run!(1, 2, 3, 4, 5; 1, 2, 3, 4);
+            #[cfg(not(target_feature = "avx512f"))]
+            run!(1, 2; 1, 2, 3, 4, 5);
             i0 += rows;
         }
-        j0 += width;
+        v0 += count;
     }
 }
 
-/// One term of a register block: A and b from the block's first row and
-/// column; b's rows below `safe` hold whole packs, the later ones are in
-/// `tail`, padded.
-struct BlockTerm<'a, T> {
-    a: &'a [T],
-    b: &'a [T],
-    safe: usize,
-    tail: &'a [T],
-}
-
-/// One register block: `R` output rows × `V` packs, `width` valid columns
-/// (more than `(V − 1)` packs' worth), summed over the terms in order.
+/// One register block: `R` output rows × `V` packs, the packs at columns
+/// `offsets` from the block's first column, summed over the terms in order.
+/// `a` and `b` of each term start at the block's first row and column; `ld`
+/// is (A's, B's and out's) leading dimension.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize>(
     accumulate: bool,
     out: &mut [T],
-    ldo: usize,
-    terms: &[BlockTerm<'_, T>; N],
-    lda: usize,
-    ldb: usize,
+    terms: &[(&[T], &[T]); N],
+    (lda, ld): (usize, usize),
     k: usize,
-    width: usize,
+    offsets: [usize; V],
 ) {
-    let lanes = T::Pack::LANES;
-    let full = V * lanes;
-    let zero = T::Pack::splat(T::ZERO);
+    let lanes = SmallPack::<T>::LANES;
+    let span = offsets[V - 1] + lanes;
+    let zero = SmallPack::<T>::splat(T::ZERO);
     let mut acc = [[zero; V]; R];
-    for term in terms {
-        let (a, b) = (term.a, term.b);
+    for &(a, b) in terms {
         // A's rows as slices of exactly k values, so indexing by p < k needs
         // no check in the loop (read transposed, column p of the block is R
         // consecutive values).
@@ -434,95 +453,34 @@ fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize
                 a_rows[r] = &a[r * lda..][..k];
             }
         }
-        let a_at = |p: usize| -> [T; R] {
+        for p in 0..k {
             let mut x = [T::ZERO; R];
             if AT {
-                let column = &a[p * lda..][..R];
-                x.copy_from_slice(column);
+                x.copy_from_slice(&a[p * lda..][..R]);
             } else {
                 for r in 0..R {
                     x[r] = a_rows[r][p];
                 }
             }
-            x
-        };
-        for p in 0..term.safe {
-            let bp = &b[p * ldb..][..full];
-            let mut bv = [zero; V];
-            for v in 0..V {
-                bv[v] = T::Pack::load(&bp[v * lanes..]);
-            }
-            fma_block(&mut acc, a_at(p), &bv);
-        }
-        for (p, bp) in (term.safe..k).zip(term.tail.chunks_exact(full)) {
-            let mut bv = [zero; V];
-            for v in 0..V {
-                bv[v] = T::Pack::load(&bp[v * lanes..]);
-            }
-            fma_block(&mut acc, a_at(p), &bv);
+            let bp = &b[p * ld..][..span];
+            let bv: [SmallPack<T>; V] =
+                std::array::from_fn(|v| SmallPack::<T>::load(&bp[offsets[v]..]));
+            fma_block(&mut acc, x, &bv);
         }
     }
-    store(accumulate, out, ldo, width, acc);
-}
-
-/// Writes a block's accumulators to `out`.
-#[inline(always)]
-fn store<T: Real, const R: usize, const V: usize>(
-    accumulate: bool,
-    out: &mut [T],
-    ldo: usize,
-    width: usize,
-    acc: [[T::Pack; V]; R],
-) {
-    let lanes = T::Pack::LANES;
-    // Unrolled, so the accumulators stay in registers; the last pack of the
-    // buffer's last row (no room for a whole pack) goes through `store_rest`.
-    let mut rest = false;
-    for r in 0..R {
+    // Unrolled, so the accumulators stay in registers. A row's old values are
+    // all read before any is written: packs may share columns, and they hold
+    // the same bits there (the same sums, in the same order).
+    for (r, acc) in acc.iter().enumerate() {
+        let row = &mut out[r * ld..][..span];
+        let mut value = *acc;
+        if accumulate {
+            for v in 0..V {
+                value[v] = value[v] + SmallPack::<T>::load(&row[offsets[v]..]);
+            }
+        }
         for v in 0..V {
-            let s = r * ldo + v * lanes;
-            let valid = width - v * lanes;
-            if valid >= lanes {
-                let dst = &mut out[s..s + lanes];
-                let value = if accumulate { acc[r][v] + T::Pack::load(dst) } else { acc[r][v] };
-                value.store(dst);
-            } else if s + lanes <= out.len() {
-                // Rewrite the lanes past the row with what they hold (rows
-                // are stored in order, so a later row overwrites them again).
-                let dst = &mut out[s..s + lanes];
-                let old = T::Pack::load(dst);
-                let value = if accumulate { acc[r][v] + old } else { acc[r][v] };
-                value.blend_first(valid, old).store(dst);
-            } else {
-                rest = true;
-            }
-        }
-    }
-    if rest {
-        store_rest(accumulate, out, ldo, width, &acc);
-    }
-}
-
-/// The partial packs of [`block`] with no whole pack of room in `out`,
-/// lane by lane.
-#[cold]
-#[inline(never)]
-fn store_rest<T: Real, const R: usize, const V: usize>(
-    accumulate: bool,
-    out: &mut [T],
-    ldo: usize,
-    width: usize,
-    acc: &[[T::Pack; V]; R],
-) {
-    let lanes = T::Pack::LANES;
-    let v = V - 1;
-    let valid = width - v * lanes;
-    for r in 0..R {
-        let s = r * ldo + v * lanes;
-        if valid < lanes && s + lanes > out.len() {
-            let dst = &mut out[s..s + valid];
-            let value = if accumulate { acc[r][v] + T::Pack::load_partial(dst) } else { acc[r][v] };
-            value.store_partial(dst);
+            value[v].store(&mut row[offsets[v]..]);
         }
     }
 }
@@ -530,12 +488,12 @@ fn store_rest<T: Real, const R: usize, const V: usize>(
 /// `acc[r][v] += x[r] · b[v]`: one step of the reduction.
 #[inline(always)]
 fn fma_block<T: Real, const R: usize, const V: usize>(
-    acc: &mut [[T::Pack; V]; R],
+    acc: &mut [[SmallPack<T>; V]; R],
     x: [T; R],
-    b: &[T::Pack; V],
+    b: &[SmallPack<T>; V],
 ) {
     for r in 0..R {
-        let x = T::Pack::splat(x[r]);
+        let x = SmallPack::<T>::splat(x[r]);
         for v in 0..V {
             acc[r][v] = x.mul_add(b[v], acc[r][v]);
         }

@@ -37,6 +37,9 @@ pub trait Real:
 {
     /// The 512-bit SIMD pack of this scalar.
     type Pack: Pack<Self>;
+    /// The 256-bit pack: the register-blocked product's unit on a build
+    /// without AVX-512, where a 512-bit pack is two of the 16 registers.
+    type Narrow: Pack<Self>;
     /// `"f32"` or `"f64"`.
     const NAME: &'static str;
     /// Machine epsilon.
@@ -111,9 +114,10 @@ pub trait Pack<T>:
 }
 
 macro_rules! impl_real {
-    ($t:ident, $pack:ident, $lanes:literal) => {
+    ($t:ident, $pack:ident, $narrow:ident) => {
         impl Real for $t {
             type Pack = wide::$pack;
+            type Narrow = wide::$narrow;
             const NAME: &'static str = stringify!($t);
             const EPSILON: Self = $t::EPSILON;
             const ZERO: Self = 0.0;
@@ -155,7 +159,11 @@ macro_rules! impl_real {
                 $t::is_finite(self)
             }
         }
+    };
+}
 
+macro_rules! impl_pack {
+    ($t:ident, $pack:ident, $lanes:literal) => {
         impl Pack<$t> for wide::$pack {
             const LANES: usize = $lanes;
             #[inline(always)]
@@ -248,8 +256,12 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, f32x16, 16);
-impl_real!(f64, f64x8, 8);
+impl_real!(f32, f32x16, f32x8);
+impl_real!(f64, f64x8, f64x4);
+impl_pack!(f32, f32x16, 16);
+impl_pack!(f64, f64x8, 8);
+impl_pack!(f32, f32x8, 8);
+impl_pack!(f64, f64x4, 4);
 
 /// Which SIMD instructions this build of the kernels uses.
 ///
