@@ -1,9 +1,9 @@
 //! The matrix products against the scalar reference, on shapes that take
-//! every path: the register-blocked kernel (whole packs, partial last packs,
-//! several column blocks, row blocks of 1 to 5, B's last rows padded on the
-//! stack) and faer (narrow, wide and tall products), in f32 and f64, with and
-//! without accumulation. Values around the output are sentinels that must
-//! survive: the kernel rewrites lanes past a row, never past the buffer.
+//! every path: the register-blocked kernel (whole packs, partial last packs
+//! overlapping the pack before them, several column blocks, row blocks of
+//! every height) and faer (narrow, wide and tall products), in f32 and f64,
+//! with and without accumulation. Values after the output are sentinels
+//! that must survive.
 
 use theta_kernels::Real;
 use theta_kernels::gemm::{
