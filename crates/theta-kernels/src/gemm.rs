@@ -13,10 +13,10 @@
 //! cannot.
 //!
 //! A partial last pack is taken over the row's last pack of columns (24..40
-//! for 40 columns and 16 lanes), overlapping the pack before it: every load and store is a
-//! whole pack inside its row, with no padding and no masked stores (a
-//! masked store costs 15–20 cycles per 256 bits on AMD's Zen 3). The shared
-//! columns are computed twice, with the same bits.
+//! for 40 columns and 16 lanes), overlapping the pack before it: every load
+//! and store is a whole pack inside its row, with no padding and no masked
+//! stores (a masked store costs 15–20 cycles per 256 bits on AMD's Zen 3).
+//! The shared columns are computed twice, with the same bits.
 //!
 //! Every output of the small kernel is the sum over p in increasing order,
 //! fused, from zero, then added to the old value when accumulating: one fixed

@@ -1,10 +1,13 @@
 //! The floating-point types the kernels run on, and their SIMD packs.
 //!
 //! [`Real`] is implemented for `f32` (the fast default) and `f64` (for exactness
-//! checks). Each has one [`Pack`] type of 512 bits: `f32x16` and `f64x8` from
-//! `wide`. With AVX-512 enabled at build time (the workspace builds for the
-//! native CPU, see `.cargo/config.toml`) a pack is one register; with AVX2,
-//! `wide` runs the same code on two 256-bit halves. [`simd_level`] says which.
+//! checks). Each has a [`Pack`] type of 512 bits, `f32x16` and `f64x8` from
+//! `wide`, which the element-wise kernels use. With AVX-512 enabled at build
+//! time (the workspace builds for the native CPU, see `.cargo/config.toml`) a
+//! pack is one register; with AVX2, `wide` runs the same code on two 256-bit
+//! halves. [`simd_level`] says which. The 256-bit [`Real::Narrow`] packs
+//! (`f32x8`, `f64x4`) are the register-blocked product's unit without
+//! AVX-512.
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
@@ -84,10 +87,6 @@ pub trait Pack<T>:
     fn load(s: &[T]) -> Self;
     /// Stores into the first `LANES` values of `s`. Panics if `s` is shorter.
     fn store(self, s: &mut [T]);
-    /// Loads `s` (at most `LANES` values) into the first lanes, zeros after.
-    fn load_partial(s: &[T]) -> Self;
-    /// Stores the first `s.len()` (at most `LANES`) lanes into `s`.
-    fn store_partial(self, s: &mut [T]);
     /// The first `n` lanes from `self`, the others from `other`.
     fn blend_first(self, n: usize, other: Self) -> Self;
     /// `self * a + b`, fused where the target has FMA.
@@ -178,27 +177,6 @@ macro_rules! impl_pack {
             #[inline(always)]
             fn store(self, s: &mut [$t]) {
                 s[..$lanes].copy_from_slice(&self.to_array());
-            }
-            #[inline(always)]
-            fn load_partial(s: &[$t]) -> Self {
-                // A fixed trip count with a select, not a copy of variable
-                // length: that would become a call to memcpy.
-                let mut a = [0.0; $lanes];
-                for (i, x) in a.iter_mut().enumerate() {
-                    if i < s.len() {
-                        *x = s[i];
-                    }
-                }
-                wide::$pack::from(a)
-            }
-            #[inline(always)]
-            fn store_partial(self, s: &mut [$t]) {
-                let a = self.to_array();
-                for i in 0..$lanes {
-                    if i < s.len() {
-                        s[i] = a[i];
-                    }
-                }
             }
             #[inline(always)]
             fn blend_first(self, n: usize, other: Self) -> Self {
