@@ -25,7 +25,7 @@ use crate::activation::{
     Activation, backward_tangent, bias_activation, column_sums, mul_activation_derivative,
     tangent_bias_activation,
 };
-use crate::gemm::{gemm, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum};
+use crate::gemm::{gemm, gemm_bias_relu, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum};
 use crate::real::Real;
 
 /// The shape and activation of one dense layer.
@@ -54,8 +54,16 @@ impl Dense {
     /// Forward: `h = σ(x W + b)`; `h` is also the cache the other passes read.
     pub fn forward<T: Real>(&self, rows: usize, x: &[T], w: &[T], b: &[T], h: &mut [T]) {
         let (i, o) = (self.fan_in, self.fan_out);
-        gemm(false, h, x, w, rows, i, o);
-        bias_activation(self.activation, &mut h[..rows * o], b);
+        match self.activation {
+            // Fused into the product's store (the same bits, one sweep fewer).
+            Activation::Identity | Activation::Relu => {
+                gemm_bias_relu(self.activation == Activation::Relu, h, x, w, b, rows, i, o)
+            }
+            act => {
+                gemm(false, h, x, w, rows, i, o);
+                bias_activation(act, &mut h[..rows * o], b);
+            }
+        }
     }
 
     /// Backward: turns `delta` from δh into δz in place, writes `(∂W, ∂b)`

@@ -8,9 +8,11 @@
 //! rows × 3 packs = 15 accumulators for 40 columns, the last pack
 //! overlapping, see below; with AVX2, 2 rows × 5 packs of 8 lanes) and
 //! streams the reduction: at each step p, one load per pack of B's row p, one
-//! broadcast per row of A, and a fused multiply-add per accumulator. Ten or
-//! fifteen independent accumulators hide the FMA latency; per-row loops
-//! cannot.
+//! broadcast per row of A, straight from memory (a load: a register
+//! broadcast is a shuffle, on the port Intel's second FMA unit shares; 24%
+//! faster at 10 × 40 × 40 on a Xeon with AVX-512, 2026-12-03), and a fused
+//! multiply-add per accumulator. Ten or fifteen independent accumulators
+//! hide the FMA latency; per-row loops cannot.
 //!
 //! A partial last pack is taken over the row's last pack of columns (24..40
 //! for 40 columns and 16 lanes), overlapping the pack before it: every load
@@ -31,6 +33,11 @@
 //! accumulators, which are stored once, instead of a second product reading
 //! and rewriting the first one's output.
 //!
+//! A dense layer's forward pass, `σ(x W + b)` with σ the identity or ReLU,
+//! runs as one product ([`gemm_bias_relu`]): the small kernel and the outer
+//! product add the bias and apply σ to the sums in registers, before their
+//! one store, instead of a second sweep over the output (the same bits).
+//!
 //! Products with a single term or a single output column (the sinusoid's
 //! 1-wide input and output layers) are not matrix products at all: outer
 //! products, weighted sums of rows and dot products, each a short loop here.
@@ -46,11 +53,17 @@
 //! and first-order MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this
 //! kernel could only run on a transposed copy of W (the transpose alone
 //! costs about as much as the product), stays on faer, as do long
-//! reductions and large layers.
+//! reductions and large layers. Caching the transposes per thread (θ's
+//! weights serve every task of a meta-batch) did not pay either: on a hit
+//! the product was 30% faster than faer's, but recognising W (comparing its
+//! 1,600 values with the cached copies) and copying the matrices met once
+//! (an adapted φ, a direction V) made MAML's meta-step 4% (one inner step)
+//! to 13% (five) slower (2026-12-03, Xeon with AVX-512).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
+use crate::activation::{Activation, bias_activation};
 use crate::real::{Pack, Real};
 
 /// Widths (`k` and `n`) up to which `gemm` runs the register-blocked
@@ -127,13 +140,95 @@ pub fn gemm<T: Real>(
         return no_terms(accumulate, out);
     }
     if k == 1 {
-        outer(accumulate, out, a, b);
+        outer(Epilogue::new(accumulate), out, a, b);
     } else if n == 1 {
         matvec(accumulate, out, a, b, k);
     } else if is_small(m, k, n) {
-        small::<T, false, 1>(accumulate, out, [(a, b)], k, m, k, n);
+        small::<T, false, 1>(Epilogue::new(accumulate), out, [(a, b)], k, m, k, n);
     } else {
         faer_product(accumulate, view_mut(out, m, n), view(a, m, k), view(b, k, n));
+    }
+}
+
+/// `out (m × n) ← σ(a (m × k) · b (k × n) + bias)`, the bias broadcast over
+/// rows and σ the identity or, when `relu`, ReLU: a dense layer's forward
+/// pass. On the small kernel and the outer product (`k = 1`) the bias and σ
+/// are applied to the sums in registers, before their one store, instead of
+/// a second sweep over `out`; elsewhere the product and then the sweep. The
+/// bits are the same either way: the sum, one rounded addition of the bias,
+/// and ReLU, which is exact.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_bias_relu<T: Real>(
+    relu: bool,
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    bias: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let (out, a, b, bias) = (&mut out[..m * n], &a[..m * k], &b[..k * n], &bias[..n]);
+    let epilogue = Epilogue::Bias { bias, relu };
+    if k == 1 {
+        outer(epilogue, out, a, b);
+    } else if is_small(m, k, n) {
+        small::<T, false, 1>(epilogue, out, [(a, b)], k, m, k, n);
+    } else {
+        gemm(false, out, a, b, m, k, n);
+        let act = if relu { Activation::Relu } else { Activation::Identity };
+        bias_activation(act, out, bias);
+    }
+}
+
+/// What a product does with its sums: store them, add them to the old
+/// values, or store `σ(sum + bias)` (σ the identity or ReLU, the bias
+/// indexed by column).
+#[derive(Clone, Copy)]
+enum Epilogue<'a, T> {
+    Replace,
+    Accumulate,
+    Bias { bias: &'a [T], relu: bool },
+}
+
+impl<'a, T: Real> Epilogue<'a, T> {
+    fn new(accumulate: bool) -> Self {
+        if accumulate { Epilogue::Accumulate } else { Epilogue::Replace }
+    }
+
+    /// The same epilogue for a block whose first column is `col`.
+    fn at_column(self, col: usize) -> Self {
+        match self {
+            Epilogue::Bias { bias, relu } => Epilogue::Bias { bias: &bias[col..], relu },
+            other => other,
+        }
+    }
+
+    /// The value to store at column `col` (of the block) for the sums `sum`
+    /// over a pack, given the old values there.
+    #[inline(always)]
+    fn apply<P: Pack<T>>(self, sum: P, col: usize, old: impl FnOnce() -> P) -> P {
+        match self {
+            Epilogue::Replace => sum,
+            Epilogue::Accumulate => sum + old(),
+            Epilogue::Bias { bias, relu } => {
+                let z = sum + P::load(&bias[col..]);
+                if relu { z.positive_select(z) } else { z }
+            }
+        }
+    }
+
+    /// [`Epilogue::apply`] for one value.
+    #[inline(always)]
+    fn apply_one(self, sum: T, col: usize, old: T) -> T {
+        match self {
+            Epilogue::Replace => sum,
+            Epilogue::Accumulate => old + sum,
+            Epilogue::Bias { bias, relu } => {
+                let z = sum + bias[col];
+                if !relu || z > T::ZERO { z } else { T::ZERO }
+            }
+        }
     }
 }
 
@@ -156,7 +251,7 @@ pub fn gemm_tn<T: Real>(
     } else if n == 1 {
         weighted_row_sum(accumulate, out, b, a);
     } else if is_small_tn(m, k, n) {
-        small::<T, true, 1>(accumulate, out, [(a, b)], k, k, m, n);
+        small::<T, true, 1>(Epilogue::new(accumulate), out, [(a, b)], k, k, m, n);
     } else {
         faer_product(accumulate, view_mut(out, k, n), view(a, m, k).transpose(), view(b, m, n));
     }
@@ -179,7 +274,8 @@ pub fn gemm_sum<T: Real>(
     // k = 1 is an outer product in `gemm`, ahead of the small kernel.
     if k > 1 && is_small(m, k, n) {
         let (a1, b1, a2, b2) = (&a1[..m * k], &b1[..k * n], &a2[..m * k], &b2[..k * n]);
-        small::<T, false, 2>(accumulate, &mut out[..m * n], [(a1, b1), (a2, b2)], k, m, k, n);
+        let out = &mut out[..m * n];
+        small::<T, false, 2>(Epilogue::new(accumulate), out, [(a1, b1), (a2, b2)], k, m, k, n);
     } else {
         gemm(accumulate, out, a1, b1, m, k, n);
         gemm(true, out, a2, b2, m, k, n);
@@ -202,7 +298,8 @@ pub fn gemm_tn_sum<T: Real>(
     // k = 1 is a weighted row sum in `gemm_tn`, ahead of the small kernel.
     if k > 1 && is_small_tn(m, k, n) {
         let (a1, b1, a2, b2) = (&a1[..m * k], &b1[..m * n], &a2[..m * k], &b2[..m * n]);
-        small::<T, true, 2>(accumulate, &mut out[..k * n], [(a1, b1), (a2, b2)], k, k, m, n);
+        let out = &mut out[..k * n];
+        small::<T, true, 2>(Epilogue::new(accumulate), out, [(a1, b1), (a2, b2)], k, k, m, n);
     } else {
         gemm_tn(accumulate, out, a1, b1, m, k, n);
         gemm_tn(true, out, a2, b2, m, k, n);
@@ -224,7 +321,7 @@ pub fn gemm_nt<T: Real>(
         return no_terms(accumulate, out);
     }
     if n == 1 {
-        outer(accumulate, out, a, b);
+        outer(Epilogue::new(accumulate), out, a, b);
     } else {
         faer_product(accumulate, view_mut(out, m, k), view(a, m, n), view(b, k, n).transpose());
     }
@@ -238,15 +335,16 @@ fn no_terms<T: Real>(accumulate: bool, out: &mut [T]) {
 }
 
 /// `out ← [out +] a ⊗ b`, the `m × n` outer product of `a` (m) and `b` (n):
-/// the products with one term, `k = 1`. A partial last pack is taken over
-/// the row's last whole pack's span (no masked stores, see the module doc),
-/// its old values read before the row's other packs are written.
-fn outer<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T]) {
+/// the products with one term, `k = 1`, through `epilogue`. A partial last
+/// pack is taken over the row's last whole pack's span (no masked stores,
+/// see the module doc), its old values read before the row's other packs
+/// are written.
+fn outer<T: Real>(epilogue: Epilogue<'_, T>, out: &mut [T], a: &[T], b: &[T]) {
     let (lanes, n) = (T::Pack::LANES, b.len());
     if n < lanes {
         for (row, &x) in out.chunks_exact_mut(n).zip(a) {
-            for (o, &y) in row.iter_mut().zip(b) {
-                *o = if accumulate { *o + x * y } else { x * y };
+            for (j, (o, &y)) in row.iter_mut().zip(b).enumerate() {
+                *o = epilogue.apply_one(x * y, j, *o);
             }
         }
         return;
@@ -256,13 +354,10 @@ fn outer<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T]) {
     let b_last = T::Pack::load(&b[last..]);
     for (row, &x) in out.chunks_exact_mut(n).zip(a) {
         let xs = T::Pack::splat(x);
-        let tail = (whole < n).then(|| {
-            let v = xs * b_last;
-            if accumulate { T::Pack::load(&row[last..]) + v } else { v }
-        });
+        let tail =
+            (whole < n).then(|| epilogue.apply(xs * b_last, last, || T::Pack::load(&row[last..])));
         for j in (0..whole).step_by(lanes) {
-            let v = xs * T::Pack::load(&b[j..]);
-            let v = if accumulate { T::Pack::load(&row[j..]) + v } else { v };
+            let v = epilogue.apply(xs * T::Pack::load(&b[j..]), j, || T::Pack::load(&row[j..]));
             v.store(&mut row[j..]);
         }
         if let Some(tail) = tail {
@@ -356,7 +451,7 @@ fn tree_sum<T: Real>(s: T::Pack) -> T {
 /// accumulators: one sum, term by term, each in increasing p.
 #[allow(clippy::too_many_arguments)]
 fn small<T: Real, const AT: bool, const N: usize>(
-    accumulate: bool,
+    epilogue: Epilogue<'_, T>,
     out: &mut [T],
     terms: [(&[T], &[T]); N],
     lda: usize,
@@ -405,7 +500,7 @@ fn small<T: Real, const AT: bool, const N: usize>(
                 (@packs $r:literal [$($v:literal),*]) => {
                     match count {
                         $($v => block::<T, AT, $r, $v, N>(
-                            accumulate,
+                            epilogue.at_column(s0),
                             out,
                             &block_terms,
                             (lda, n),
@@ -432,7 +527,7 @@ fn small<T: Real, const AT: bool, const N: usize>(
 /// is (A's, B's and out's) leading dimension.
 #[inline(always)]
 fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize>(
-    accumulate: bool,
+    epilogue: Epilogue<'_, T>,
     out: &mut [T],
     terms: &[(&[T], &[T]); N],
     (lda, ld): (usize, usize),
@@ -454,18 +549,17 @@ fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize
             }
         }
         for p in 0..k {
-            let mut x = [T::ZERO; R];
-            if AT {
-                x.copy_from_slice(&a[p * lda..][..R]);
-            } else {
-                for r in 0..R {
-                    x[r] = a_rows[r][p];
-                }
-            }
             let bp = &b[p * ld..][..span];
             let bv: [SmallPack<T>; V] =
                 std::array::from_fn(|v| SmallPack::<T>::load(&bp[offsets[v]..]));
-            fma_block(&mut acc, x, &bv);
+            let column = if AT { &a[p * lda..][..R] } else { &a[..0] };
+            for r in 0..R {
+                // Broadcast straight from memory (a load, not a shuffle).
+                let x = SmallPack::<T>::splat(if AT { column[r] } else { a_rows[r][p] });
+                for v in 0..V {
+                    acc[r][v] = x.mul_add(bv[v], acc[r][v]);
+                }
+            }
         }
     }
     // Unrolled, so the accumulators stay in registers. A row's old values are
@@ -474,28 +568,12 @@ fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize
     for (r, acc) in acc.iter().enumerate() {
         let row = &mut out[r * ld..][..span];
         let mut value = *acc;
-        if accumulate {
-            for v in 0..V {
-                value[v] = value[v] + SmallPack::<T>::load(&row[offsets[v]..]);
-            }
+        for v in 0..V {
+            let old = || SmallPack::<T>::load(&row[offsets[v]..]);
+            value[v] = epilogue.apply(value[v], offsets[v], old);
         }
         for v in 0..V {
             value[v].store(&mut row[offsets[v]..]);
-        }
-    }
-}
-
-/// `acc[r][v] += x[r] · b[v]`: one step of the reduction.
-#[inline(always)]
-fn fma_block<T: Real, const R: usize, const V: usize>(
-    acc: &mut [[SmallPack<T>; V]; R],
-    x: [T; R],
-    b: &[SmallPack<T>; V],
-) {
-    for r in 0..R {
-        let x = SmallPack::<T>::splat(x[r]);
-        for v in 0..V {
-            acc[r][v] = x.mul_add(b[v], acc[r][v]);
         }
     }
 }

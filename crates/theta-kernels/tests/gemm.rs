@@ -6,8 +6,9 @@
 //! that must survive.
 
 use theta_kernels::Real;
+use theta_kernels::activation::{Activation, bias_activation};
 use theta_kernels::gemm::{
-    gemm, gemm_nt, gemm_ref, gemm_sum, gemm_tn, gemm_tn_sum, is_small, is_small_tn,
+    gemm, gemm_bias_relu, gemm_nt, gemm_ref, gemm_sum, gemm_tn, gemm_tn_sum, is_small, is_small_tn,
 };
 
 struct Lcg(u64);
@@ -199,6 +200,51 @@ fn products_match_the_reference_f32() {
 #[test]
 fn products_match_the_reference_f64() {
     products::<f64>();
+}
+
+/// The forward pass fused into the product's store is the product followed
+/// by the bias-and-activation sweep, bit for bit, on every path (the small
+/// kernel, the outer product, faer, the one-column dot products), with
+/// negative sums, zeros and a NaN among the values, and no write past `out`.
+fn fused_forward_is_product_then_sweep<T: Real>() {
+    let mut g = Lcg(11);
+    for (m, k, n) in
+        [(10, 40, 40), (10, 1, 40), (10, 40, 1), (3, 13, 31), (5, 17, 33), (7, 1, 7), (80, 64, 64)]
+    {
+        for relu in [false, true] {
+            let (mut a, b, mut bias): (Vec<T>, Vec<T>, Vec<T>) =
+                (g.vec(m * k), g.vec(k * n), g.vec(n));
+            bias[0] = T::ZERO;
+            if m > 1 {
+                // A NaN input row: ReLU maps NaN to 0 on both paths.
+                a[k] = T::from_f64(f64::NAN);
+            }
+            let mut fused = g.vec(m * n);
+            fused.extend(std::iter::repeat_n(T::from_f64(SENTINEL), 40));
+            gemm_bias_relu(relu, &mut fused, &a, &b, &bias, m, k, n);
+            let mut expected = vec![T::ZERO; m * n];
+            gemm(false, &mut expected, &a, &b, m, k, n);
+            let act = if relu { Activation::Relu } else { Activation::Identity };
+            bias_activation(act, &mut expected, &bias);
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            let what = format!("{m}×{k}×{n} relu={relu} ({})", T::NAME);
+            assert_eq!(bits(&fused[..m * n]), bits(&expected), "{what}");
+            assert!(
+                fused[m * n..].iter().all(|x| x.to_f64() == SENTINEL),
+                "{what}: wrote past out"
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_forward_is_product_then_sweep_f32() {
+    fused_forward_is_product_then_sweep::<f32>();
+}
+
+#[test]
+fn fused_forward_is_product_then_sweep_f64() {
+    fused_forward_is_product_then_sweep::<f64>();
 }
 
 #[test]
