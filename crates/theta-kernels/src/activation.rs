@@ -364,20 +364,34 @@ fn tangent_bias_activation_k<T: Real, K: ActivationKernel>(
 ) {
     let cols = c.len();
     let lanes = T::Pack::LANES;
+    let whole = cols - cols % lanes;
+    // A partial last pack is taken over the row's last `lanes` columns, from
+    // the old `rz` (read before the packs it overlaps are updated in place):
+    // the shared columns get the same bits twice. Narrower rows go one value
+    // at a time.
+    let tail = (whole < cols && cols >= lanes).then(|| cols - lanes);
     for ((h, rz), rh) in
         h.chunks_exact(cols).zip(rz.chunks_exact_mut(cols)).zip(rh.chunks_exact_mut(cols))
     {
-        let mut j = 0;
-        while j + lanes <= cols {
-            let z = T::Pack::load(&rz[j..]) + T::Pack::load(&c[j..]);
+        let step = |j: usize, rz: &[T]| T::Pack::load(&rz[j..]) + T::Pack::load(&c[j..]);
+        let last = tail.map(|j| (j, step(j, rz)));
+        for j in (0..whole).step_by(lanes) {
+            let z = step(j, rz);
             z.store(&mut rz[j..]);
             K::times_d::<T>(T::Pack::load(&h[j..]), z).store(&mut rh[j..]);
-            j += lanes;
         }
-        for j in j..cols {
-            let z = rz[j] + c[j];
-            rz[j] = z;
-            rh[j] = K::times_d_scalar(h[j], z);
+        match last {
+            Some((j, z)) => {
+                z.store(&mut rz[j..]);
+                K::times_d::<T>(T::Pack::load(&h[j..]), z).store(&mut rh[j..]);
+            }
+            None => {
+                for j in whole..cols {
+                    let z = rz[j] + c[j];
+                    rz[j] = z;
+                    rh[j] = K::times_d_scalar(h[j], z);
+                }
+            }
         }
     }
 }

@@ -169,23 +169,27 @@ impl<'a, T: Real> Trainer<'a, T> {
         Ok(self)
     }
 
-    /// Every task's gradient into its slice of `task_grads`, in parallel
-    /// over contiguous blocks of tasks, one learner per block.
-    fn task_gradients(
+    /// The batch mean of the tasks' gradients into `grad`: on one thread,
+    /// each gradient added as soon as it is computed (while it is in cache);
+    /// on several, every task's gradient into its slice of `task_grads`, in
+    /// parallel over contiguous blocks of tasks, one learner per block, then
+    /// all added. The same additions in the same order either way.
+    fn mean_gradient(
         &mut self,
         learner: &mut dyn MetaLearner<T>,
         theta: &[T],
-    ) -> Result<(), MetaError> {
+    ) -> Result<StepStats, MetaError> {
         let p = self.grad.len();
         let n = self.tasks.len();
         let threads = self.threads.min(n);
         if threads <= 1 {
-            for ((task, g), o) in
-                self.tasks.iter().zip(self.task_grads.chunks_exact_mut(p)).zip(&mut self.outcomes)
-            {
+            let mut mean = BatchMean::new(&mut self.grad, &mut self.task_losses)?;
+            let g = &mut self.task_grads[..p];
+            for (task, o) in self.tasks.iter().zip(&mut self.outcomes) {
                 *o = learner.task_gradient(self.model, theta, task, g)?;
+                mean.add(g, std::slice::from_ref(o));
             }
-            return Ok(());
+            return mean.finish();
         }
         while self.workers.len() < threads - 1 {
             self.workers.push(learner.boxed_clone());
@@ -215,7 +219,8 @@ impl<'a, T: Real> Trainer<'a, T> {
             handles.into_iter().map(|h| h.join().expect("a task worker panicked")).collect()
         });
         // The first failure in task order, as one thread would have reported it.
-        results.into_iter().collect()
+        results.into_iter().collect::<Result<(), MetaError>>()?;
+        reduce_in_order(&self.task_grads, &self.outcomes, &mut self.grad, &mut self.task_losses)
     }
 
     /// One meta-step on `state`. Any failure inside it is reported as
@@ -241,9 +246,7 @@ impl<'a, T: Real> Trainer<'a, T> {
                 )
                 .map_err(wrap)?
         } else {
-            self.task_gradients(learner, &state.theta).map_err(wrap)?;
-            reduce_in_order(&self.task_grads, &self.outcomes, &mut self.grad, &mut self.task_losses)
-                .map_err(wrap)?
+            self.mean_gradient(learner, &state.theta).map_err(wrap)?
         };
         outer
             .step(&mut state.theta, &self.grad, &mut state.optimizer)
