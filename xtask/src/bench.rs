@@ -70,6 +70,31 @@ fn read_json(path: &Path) -> Option<Value> {
 }
 
 /// Every benchmark criterion finished since `since`, by "group/function".
+/// The thread-scaling table: `threads/NAME/1` and `threads/NAME/2`, in
+/// meta-steps per second, and their ratio against issue 5's 1.7×.
+fn threads_table(results: &BTreeMap<String, Measured>) {
+    let rate =
+        |id: String| results.get(&id).and_then(|m| m.elements.map(|e| 1e9 * e / m.median_ns));
+    let names: Vec<&str> =
+        results.keys().filter_map(|k| k.strip_prefix("threads/")?.strip_suffix("/1")).collect();
+    if names.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<44} {:>14} {:>14} {:>9}  (Trainer::run, persistent workers; target 1.7x)",
+        "threads (meta-steps/s)", "1 thread", "2 threads", "speedup"
+    );
+    for name in names {
+        let (one, two) = (rate(format!("threads/{name}/1")), rate(format!("threads/{name}/2")));
+        let cell = |r: Option<f64>| r.map_or("—".to_string(), |r| format!("{r:.0}"));
+        let speedup = match (one, two) {
+            (Some(a), Some(b)) => format!("{:.2}x", b / a),
+            _ => "—".to_string(),
+        };
+        println!("{name:<44} {:>14} {:>14} {speedup:>9}", cell(one), cell(two));
+    }
+}
+
 fn collect(dir: &Path, since: SystemTime, out: &mut BTreeMap<String, Measured>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
@@ -197,7 +222,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let peak = results.get("peak/f32_fma").and_then(|m| m.elements.map(|e| e / m.median_ns));
 
-    println!("\ntheta bench — {} — {}, f32, one thread", cpu_model(), simd());
+    println!(
+        "\ntheta bench — {} — {}, f32, one thread but in the threads table",
+        cpu_model(),
+        simd()
+    );
     let algos: Vec<_> = results.iter().filter(|(k, _)| k.starts_with("algorithms/")).collect();
     if !algos.is_empty() {
         println!(
@@ -215,7 +244,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             );
         }
     }
-    let kernels: Vec<_> = results.iter().filter(|(k, _)| !k.starts_with("algorithms/")).collect();
+    threads_table(&results);
+    let kernels: Vec<_> = results
+        .iter()
+        .filter(|(k, _)| !k.starts_with("algorithms/") && !k.starts_with("threads/"))
+        .collect();
     if !kernels.is_empty() {
         println!("\n{:<58} {:>12} {:>9} {:>9}", "kernel", "median", "GFLOP/s", "of peak");
         for (id, m) in &kernels {

@@ -25,7 +25,7 @@ use crate::activation::{
     Activation, backward_tangent, bias_activation, column_sums, mul_activation_derivative,
     tangent_bias_activation,
 };
-use crate::gemm::{gemm, gemm_bias_relu, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum};
+use crate::gemm::{gemm, gemm_bias_relu, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum, is_small};
 use crate::real::Real;
 
 /// The shape and activation of one dense layer.
@@ -68,12 +68,15 @@ impl Dense {
 
     /// Backward: turns `delta` from δh into δz in place, writes `(∂W, ∂b)`
     /// when `grad` is given (a pass that only caches the δ chain needs none),
-    /// and `δx = δz Wᵀ` into `delta_in` when given (not needed for layer 1).
+    /// and `δx = δz Wᵀ` into `delta_in` when given (not needed for layer 1),
+    /// from `wt` = Wᵀ when the caller made it (see [`Dense::transposes`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Real>(
         &self,
         rows: usize,
         x: &[T],
         w: &[T],
+        wt: Option<&[T]>,
         h: &[T],
         delta: &mut [T],
         grad: Option<(&mut [T], &mut [T])>,
@@ -87,8 +90,21 @@ impl Dense {
             column_sums(&delta[..n], grad_b);
         }
         if let Some(delta_in) = delta_in {
-            gemm_nt(false, delta_in, delta, w, rows, o, i);
+            times_w_transposed(false, delta_in, delta, (w, wt), rows, o, i);
         }
+    }
+
+    /// True when `δ Wᵀ` over `rows` rows runs faster as `δ · (Wᵀ)` on the
+    /// register-blocked kernel than on faer, given Wᵀ: a caller whose pass
+    /// multiplies by Wᵀ more than once (or whose one product is several
+    /// rows' worth) makes it with [`transpose`](crate::gemm::transpose) and
+    /// passes it as `wt`. (A transpose costs about what faer's product
+    /// loses to the small kernel: 10 × 40 × 40, 600 ns on faer, 311 on the
+    /// small kernel, about 300 for the transpose.)
+    pub fn transposes(&self, rows: usize) -> bool {
+        // From 3 rows: faer's one- and two-row products sum in another order,
+        // and the route must not change a result (a test holds it to that).
+        rows >= 3 && self.fan_out > 1 && is_small(rows, self.fan_out, self.fan_in)
     }
 
     /// Tangent forward along `v = (V, c)`: `Rz = Rx W + x V + c` and
@@ -119,13 +135,15 @@ impl Dense {
     /// `(∂W, ∂b)` when `grad` is given, the Hessian-vector product
     /// `(R∂W, R∂b)` of this layer, `δx` into `delta_in` and `Rδx` into
     /// `r_delta_in` when given (a caller that cached the δ chain of an
-    /// earlier backward pass asks for `Rδx` alone).
+    /// earlier backward pass asks for `Rδx` alone); `wt` as in
+    /// [`Dense::backward`].
     pub fn tangent_backward<T: Real>(
         &self,
         rows: usize,
         x: &[T],
         rx: Option<&[T]>,
         w: &[T],
+        wt: Option<&[T]>,
         v_w: &[T],
         h: &[T],
         rz: &[T],
@@ -150,11 +168,30 @@ impl Dense {
         }
         column_sums(&r_delta[..n], hv_b);
         if let Some(delta_in) = delta_in {
-            gemm_nt(false, delta_in, delta, w, rows, o, i);
+            times_w_transposed(false, delta_in, delta, (w, wt), rows, o, i);
         }
         if let Some(r_delta_in) = r_delta_in {
-            gemm_nt(false, r_delta_in, r_delta, w, rows, o, i);
+            times_w_transposed(false, r_delta_in, r_delta, (w, wt), rows, o, i);
             gemm_nt(true, r_delta_in, delta, v_w, rows, o, i);
         }
+    }
+}
+
+/// `out ← [out +] δ Wᵀ` for δ of `rows × o` and W of `i × o`: as `δ · (Wᵀ)`
+/// when the caller made Wᵀ (`o × i`), otherwise on faer. The same bits
+/// either way, on the shapes of [`Dense::transposes`]: both sum each output
+/// in order, fused, from zero (a test holds them to it).
+fn times_w_transposed<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    delta: &[T],
+    (w, wt): (&[T], Option<&[T]>),
+    rows: usize,
+    o: usize,
+    i: usize,
+) {
+    match wt {
+        Some(wt) => gemm(accumulate, out, delta, wt, rows, o, i),
+        None => gemm_nt(accumulate, out, delta, w, rows, o, i),
     }
 }

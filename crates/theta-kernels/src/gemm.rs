@@ -53,7 +53,8 @@
 //! and first-order MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this
 //! kernel could only run on a transposed copy of W (the transpose alone
 //! costs about as much as the product), stays on faer, as do long
-//! reductions and large layers. Caching the transposes per thread (θ's
+//! reductions and large layers, unless the caller made Wᵀ for several
+//! products ([`transpose`]; see `Dense::transposes`). Caching the transposes per thread (θ's
 //! weights serve every task of a meta-batch) did not pay either: on a hit
 //! the product was 30% faster than faer's, but recognising W (comparing its
 //! 1,600 values with the cached copies) and copying the matrices met once
@@ -324,6 +325,31 @@ pub fn gemm_nt<T: Real>(
         outer(Epilogue::new(accumulate), out, a, b);
     } else {
         faer_product(accumulate, view_mut(out, m, k), view(a, m, n), view(b, k, n).transpose());
+    }
+}
+
+/// `wt (cols × rows) ← wᵀ` for `w` of `rows × cols`, both row-major: in
+/// square tiles of [`Real::TILE`] transposed in registers (edge tiles overlap
+/// the tiles before them and write the same values again), or value by value
+/// when a side is narrower than a tile. For `δ Wᵀ` on the small kernel, as
+/// `δ · (Wᵀ)`, where one transpose serves several products (see
+/// [`Dense`](crate::Dense)'s passes).
+pub fn transpose<T: Real>(w: &[T], rows: usize, cols: usize, wt: &mut [T]) {
+    let (w, wt) = (&w[..rows * cols], &mut wt[..rows * cols]);
+    let tile = T::TILE;
+    if rows < tile || cols < tile {
+        for (i, row) in w.chunks_exact(cols.max(1)).enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                wt[j * rows + i] = x;
+            }
+        }
+        return;
+    }
+    let starts = |len: usize| (0..len.div_ceil(tile)).map(move |t| (t * tile).min(len - tile));
+    for i0 in starts(rows) {
+        for j0 in starts(cols) {
+            T::transpose_tile(&w[i0 * cols + j0..], cols, &mut wt[j0 * rows + i0..], rows);
+        }
     }
 }
 

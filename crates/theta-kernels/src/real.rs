@@ -73,6 +73,13 @@ pub trait Real:
     fn max(self, other: Self) -> Self;
     /// True unless NaN or infinite.
     fn is_finite(self) -> bool;
+    /// The side of [`Real::transpose_tile`]'s square tiles: the lanes of
+    /// [`Real::Narrow`].
+    const TILE: usize;
+    /// Transposes one `TILE × TILE` tile in registers: `dst[c·ds + r] =
+    /// src[r·ss + c]`, for the source's and the destination's row strides
+    /// `ss` and `ds`.
+    fn transpose_tile(src: &[Self], ss: usize, dst: &mut [Self], ds: usize);
 }
 
 /// A SIMD pack of [`Pack::LANES`] scalars, as the kernels use it.
@@ -113,7 +120,7 @@ pub trait Pack<T>:
 }
 
 macro_rules! impl_real {
-    ($t:ident, $pack:ident, $narrow:ident) => {
+    ($t:ident, $pack:ident, $narrow:ident, $tile:literal) => {
         impl Real for $t {
             type Pack = wide::$pack;
             type Narrow = wide::$narrow;
@@ -156,6 +163,15 @@ macro_rules! impl_real {
             #[inline(always)]
             fn is_finite(self) -> bool {
                 $t::is_finite(self)
+            }
+            const TILE: usize = $tile;
+            #[inline(always)]
+            fn transpose_tile(src: &[Self], ss: usize, dst: &mut [Self], ds: usize) {
+                let rows: [wide::$narrow; $tile] =
+                    std::array::from_fn(|r| Pack::load(&src[r * ss..][..$tile]));
+                for (c, column) in wide::$narrow::transpose(rows).into_iter().enumerate() {
+                    column.store(&mut dst[c * ds..][..$tile]);
+                }
             }
         }
     };
@@ -234,8 +250,8 @@ macro_rules! impl_pack {
     };
 }
 
-impl_real!(f32, f32x16, f32x8);
-impl_real!(f64, f64x8, f64x4);
+impl_real!(f32, f32x16, f32x8, 8);
+impl_real!(f64, f64x8, f64x4, 4);
 impl_pack!(f32, f32x16, 16);
 impl_pack!(f64, f64x8, 8);
 impl_pack!(f32, f32x8, 8);

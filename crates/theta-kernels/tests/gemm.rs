@@ -5,11 +5,12 @@
 //! with and without accumulation. Values after the output are sentinels
 //! that must survive.
 
-use theta_kernels::Real;
 use theta_kernels::activation::{Activation, bias_activation};
 use theta_kernels::gemm::{
     gemm, gemm_bias_relu, gemm_nt, gemm_ref, gemm_sum, gemm_tn, gemm_tn_sum, is_small, is_small_tn,
+    transpose,
 };
+use theta_kernels::{Dense, Real};
 
 struct Lcg(u64);
 impl Lcg {
@@ -245,6 +246,71 @@ fn fused_forward_is_product_then_sweep_f32() {
 #[test]
 fn fused_forward_is_product_then_sweep_f64() {
     fused_forward_is_product_then_sweep::<f64>();
+}
+
+/// The transpose, on tiles, edge tiles and sides narrower than a tile; and
+/// `δ · (Wᵀ)` on the small kernel against faer's `δ Wᵀ`, bit for bit, on
+/// every shape where a dense layer takes the transposed route (so that the
+/// route never changes a result): rows 1 to 32 (faer's one- and two-row
+/// products sum in another order; the route skips them), and widths around
+/// the packs' and tiles' boundaries.
+fn transposed_products_match_faer<T: Real>() {
+    let mut g = Lcg(17);
+    for (rows, cols) in [(1, 1), (3, 5), (8, 8), (4, 9), (9, 4), (40, 40), (17, 33), (128, 64)] {
+        let w: Vec<T> = g.vec(rows * cols);
+        let mut wt = vec![T::ZERO; rows * cols];
+        transpose(&w, rows, cols, &mut wt);
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(
+                    wt[j * rows + i],
+                    w[i * cols + j],
+                    "transpose {rows}×{cols} ({})",
+                    T::NAME
+                );
+            }
+        }
+    }
+    let widths = [2, 5, 8, 15, 16, 17, 24, 31, 33, 40, 64, 100, 128];
+    let mut tried = 0;
+    for rows in 1..=32 {
+        for &o in &widths {
+            for &i in &widths {
+                let dense = Dense { fan_in: i, fan_out: o, activation: Activation::Relu };
+                if !dense.transposes(rows) {
+                    continue;
+                }
+                tried += 1;
+                let (d, w): (Vec<T>, Vec<T>) = (g.vec(rows * o), g.vec(i * o));
+                let mut wt = vec![T::ZERO; i * o];
+                transpose(&w, i, o, &mut wt);
+                for accumulate in [false, true] {
+                    let old = g.vec(rows * i);
+                    let (mut faer, mut small) = (old.clone(), old);
+                    gemm_nt(accumulate, &mut faer, &d, &w, rows, o, i);
+                    gemm(accumulate, &mut small, &d, &wt, rows, o, i);
+                    let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&small),
+                        bits(&faer),
+                        "{rows} rows, W {i}×{o}, accumulate {accumulate} ({})",
+                        T::NAME
+                    );
+                }
+            }
+        }
+    }
+    assert!(tried > 2000, "the grid covers the transposed route ({tried} shapes)");
+}
+
+#[test]
+fn transposed_products_match_faer_f32() {
+    transposed_products_match_faer::<f32>();
+}
+
+#[test]
+fn transposed_products_match_faer_f64() {
+    transposed_products_match_faer::<f64>();
 }
 
 #[test]

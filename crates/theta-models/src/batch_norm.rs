@@ -257,7 +257,7 @@ impl BatchNormMlp {
                 }
             } else {
                 let h = self.at(r.hs, rows, l);
-                layer.dense.backward(rows, input, w, h, delta_a, Some((gw, gb)), delta_in);
+                layer.dense.backward(rows, input, w, None, h, delta_a, Some((gw, gb)), delta_in);
             }
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
@@ -432,6 +432,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
                     input,
                     rx,
                     w,
+                    None,
                     vw,
                     h,
                     rz,

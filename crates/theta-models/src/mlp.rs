@@ -6,8 +6,8 @@
 //! them and lays out the caller's scratch:
 //!
 //! ```text
-//! [ h_1 … h_L | δ ping | δ pong | Rz_1 … Rz_L | Rh_1 … Rh_L | Rδ ping | Rδ pong | δh_1 … δh_L ]
-//!   forward     gradient         Hessian- and Gauss-Newton-vector products     δ cache (Hessian)
+//! [ h_1 … h_L | δ ping | δ pong | Rz_1 … Rz_L | Rh_1 … Rh_L | Rδ ping | Rδ pong | δh_1 … δh_L | W_lᵀ … ]
+//!   forward     gradient         Hessian- and Gauss-Newton-vector products     δ cache (Hessian)  transposes
 //! ```
 //!
 //! each `h_l`, `Rz_l`, `Rh_l`, `δh_l` being `N × d_l` and each δ buffer
@@ -15,11 +15,22 @@
 //! (the loss's gradient with respect to h_l) from its preparation, so that
 //! every prepared product reuses them instead of recomputing `δz Wᵀ` per
 //! layer: the same bits, one matrix product fewer per hidden layer.
+//!
+//! Both curvature scratches (Hessian- and Gauss-Newton-vector; the latter
+//! leaves the δ cache unused) end with `W_lᵀ` for the layers above the
+//! first that [`Dense::transposes`] on the pass's rows: made once by the pass
+//! that starts or prepares a product, they turn every `δ W_lᵀ` after it into
+//! a product on the small kernel, the same bits as faer's. They pay where
+//! products share a preparation: iMAML's conjugate-gradient steps (the
+//! Gauss-Newton iMAML meta-step's faer time from 19% to 3%, about 4% faster
+//! overall); for MAML's one product per preparation the transpose costs
+//! what it saves (2026-12-03, Xeon with AVX-512, perf profiles).
 
 use std::ops::Range;
 
 use theta_core::random::{Rng, truncated_normal, uniform};
 use theta_core::{Error, Matrix, Model, Pass, Result, Split, Targets, check_len};
+use theta_kernels::gemm::{SMALL_ROWS, transpose};
 use theta_kernels::vector::all_finite;
 use theta_kernels::{Activation, Dense, Loss, Real};
 
@@ -80,6 +91,10 @@ pub struct LayerLayout {
     pub bias: Range<usize>,
     /// Σ_{k<l} d_k: where `h_l` starts in the activation scratch, per row.
     act_offset: usize,
+    /// Where `W_lᵀ` goes in the transposes' region of a Hessian- or
+    /// Gauss-Newton-vector scratch, for a layer above the first that is
+    /// narrow enough for [`Dense::transposes`] (on few enough rows).
+    wt_offset: Option<usize>,
 }
 
 /// A multi-layer perceptron with a loss, implementing [`Model`] for `f32`
@@ -93,6 +108,8 @@ pub struct Mlp {
     total_width: usize,
     /// max_{l≥1} d_l.
     max_width: usize,
+    /// Σ of the transposed layers' `fan_in · fan_out`.
+    transposed_len: usize,
 }
 
 impl Mlp {
@@ -115,7 +132,7 @@ impl Mlp {
         }
         let n_layers = sizes.len() - 1;
         let mut layers = Vec::with_capacity(n_layers);
-        let (mut offset, mut act_offset) = (0, 0);
+        let (mut offset, mut act_offset, mut transposed_len) = (0, 0, 0);
         for l in 0..n_layers {
             let dense = Dense {
                 fan_in: sizes[l],
@@ -125,11 +142,16 @@ impl Mlp {
             let w = offset..offset + dense.fan_in * dense.fan_out;
             let b = w.end..w.end + dense.fan_out;
             offset = b.end;
-            layers.push(LayerLayout { dense, weights: w, bias: b, act_offset });
+            // Layer 1 has no δx; a layer too wide for the small kernel's most
+            // rows is on faer always.
+            let wt_offset = (l > 0 && dense.transposes(SMALL_ROWS)).then_some(transposed_len);
+            transposed_len += if wt_offset.is_some() { w.len() } else { 0 };
+            layers.push(LayerLayout { dense, weights: w, bias: b, act_offset, wt_offset });
             act_offset += dense.fan_out;
         }
         let max_width = sizes[1..].iter().copied().max().unwrap_or(0);
-        Ok(Mlp { spec, layers, num_params: offset, total_width: act_offset, max_width })
+        let (total_width, num_params) = (act_offset, offset);
+        Ok(Mlp { spec, layers, num_params, total_width, max_width, transposed_len })
     }
 
     pub(crate) fn num_params_(&self) -> usize {
@@ -260,9 +282,30 @@ impl Mlp {
         match pass {
             Pass::Predict | Pass::Loss => s,
             Pass::Gradient => s + 2 * m,
-            Pass::GaussNewton => 3 * s + 4 * m,
-            Pass::HessianVector => 4 * s + 4 * m,
+            // The δ cache stays unused in a Gauss-Newton scratch, so that
+            // the transposes sit at the same place in both.
+            Pass::GaussNewton | Pass::HessianVector => 4 * s + 4 * m + self.transposed_len,
         }
+    }
+
+    /// `W_lᵀ` of the layers that use it on `rows` rows, into `wts` (see
+    /// [`Dense::transposes`]): made once by the pass that starts a curvature
+    /// product, for every `δ W_lᵀ` of the pass and of the prepared products
+    /// after it.
+    fn transpose_weights<T: Real>(&self, theta: &[T], rows: usize, wts: &mut [T]) {
+        for layer in &self.layers {
+            if let (Some(at), true) = (layer.wt_offset, layer.dense.transposes(rows)) {
+                let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
+                transpose(&theta[layer.weights.clone()], i, o, &mut wts[at..at + i * o]);
+            }
+        }
+    }
+
+    /// `W_lᵀ` in `wts` when [`Mlp::transpose_weights`] made it.
+    fn wt<'a, T>(&self, wts: Option<&'a [T]>, l: usize, rows: usize) -> Option<&'a [T]> {
+        let layer = &self.layers[l];
+        let at = layer.wt_offset.filter(|_| layer.dense.transposes(rows))?;
+        Some(&wts?[at..at + layer.weights.len()])
     }
 
     /// Forward pass: fills `h_1 … h_L` in `hs`.
@@ -336,6 +379,7 @@ impl Mlp {
     fn backward<'d, T: Real>(
         &self,
         theta: &[T],
+        wts: Option<&[T]>,
         x: &[T],
         rows: usize,
         hs: &[T],
@@ -357,6 +401,7 @@ impl Mlp {
                 rows,
                 input,
                 &theta[layer.weights.clone()],
+                self.wt(wts, l, rows),
                 self.h(hs, rows, l),
                 delta_a,
                 g,
@@ -384,6 +429,8 @@ struct Regions<'a, T> {
     r_delta_b: &'a mut [T],
     /// δh_1 … δh_L, in Hessian-vector scratch only (empty otherwise).
     dhs: &'a mut [T],
+    /// The transposed weights, in curvature scratch only (empty otherwise).
+    wts: &'a mut [T],
 }
 
 impl Mlp {
@@ -396,8 +443,9 @@ impl Mlp {
         let (rhs, rest) = rest.split_at_mut(s.min(rest.len()));
         let (r_delta_a, rest) = rest.split_at_mut(m.min(rest.len()));
         let (r_delta_b, rest) = rest.split_at_mut(m.min(rest.len()));
-        let (dhs, _) = rest.split_at_mut(s.min(rest.len()));
-        Regions { hs, delta_a, delta_b, rzs, rhs, r_delta_a, r_delta_b, dhs }
+        let (dhs, rest) = rest.split_at_mut(s.min(rest.len()));
+        let (wts, _) = rest.split_at_mut(self.transposed_len.min(rest.len()));
+        Regions { hs, delta_a, delta_b, rzs, rhs, r_delta_a, r_delta_b, dhs, wts }
     }
 
     /// The loss at the network's output (in `r.hs`) and its gradient
@@ -457,6 +505,7 @@ impl Mlp {
                 input,
                 rx,
                 &theta[layer.weights.clone()],
+                self.wt(Some(&*r.wts), l, rows),
                 &v[layer.weights.clone()],
                 self.h(r.hs, rows, l),
                 self.h(r.rzs, rows, l),
@@ -490,9 +539,15 @@ impl Mlp {
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs);
         let loss = self.seed(split, r.hs, r.delta_a)?;
-        // In a Hessian-vector scratch, keep the δ chain for prepared products.
-        let cache = if pass == Pass::HessianVector { Some(r.dhs) } else { None };
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, Some(grad), cache);
+        // In a Hessian-vector scratch, keep the δ chain and the transposes
+        // for prepared products.
+        let (cache, wts) = if pass == Pass::HessianVector {
+            self.transpose_weights(theta, rows, r.wts);
+            (Some(r.dhs), Some(&*r.wts))
+        } else {
+            (None, None)
+        };
+        self.backward(theta, wts, x, rows, r.hs, r.delta_a, r.delta_b, Some(grad), cache);
         Ok(loss)
     }
 
@@ -525,6 +580,9 @@ impl Mlp {
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs);
+        if pass == Pass::GaussNewton {
+            self.transpose_weights(theta, rows, r.wts);
+        }
         let out = self.h(r.hs, rows, self.layers.len() - 1);
         let loss =
             self.spec.loss.value_and_gradient(out, self.output_dim_(), split.y().as_ref(), None);
@@ -617,6 +675,7 @@ impl<T: Real> Model<T> for Mlp {
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs);
+        self.transpose_weights(theta, rows, r.wts);
         let loss = self.seed(split, r.hs, r.delta_a)?;
         self.tangent_pass(theta, split, v, Some(grad), false, hvp, r);
         Ok(loss)
@@ -675,7 +734,9 @@ impl<T: Real> Model<T> for Mlp {
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs);
         self.seed(split, r.hs, r.delta_a)?;
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, None, Some(r.dhs));
+        self.transpose_weights(theta, rows, r.wts);
+        let wts = Some(&*r.wts);
+        self.backward(theta, wts, x, rows, r.hs, r.delta_a, r.delta_b, None, Some(r.dhs));
         Ok(())
     }
 
@@ -702,7 +763,8 @@ impl<T: Real> Model<T> for Mlp {
             self.h(r.rhs, rows, last),
             &mut r.delta_a[..rows * d_out],
         );
-        self.backward(theta, x, rows, r.hs, r.delta_a, r.delta_b, Some(gnvp), None);
+        let wts = Some(&*r.wts);
+        self.backward(theta, wts, x, rows, r.hs, r.delta_a, r.delta_b, Some(gnvp), None);
         Ok(())
     }
 }
