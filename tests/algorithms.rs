@@ -317,7 +317,8 @@ fn same_seed_same_parameters_bit_for_bit() {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b), "{}", make().name());
         assert_ne!(bits(&a), bits(&c), "{}", make().name());
-        // Whatever the thread count (5 tasks: blocks of 3+2, 2+2+1, 1 each).
+        // Whatever the thread count (5 tasks, claimed one at a time by 2, 3,
+        // 5 or 8 threads).
         for threads in [2, 3, 5, 8] {
             let t = train_on_threads(make().as_mut(), 20, 1, threads);
             assert_eq!(bits(&a), bits(&t), "{} on {threads} threads", make().name());
