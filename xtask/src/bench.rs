@@ -223,7 +223,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let peak = results.get("peak/f32_fma").and_then(|m| m.elements.map(|e| e / m.median_ns));
 
     println!(
-        "\ntheta bench — {} — {}, f32, one thread but in the threads table",
+        "\ntheta bench — {} — {}, f32; one thread, except in the threads table",
         cpu_model(),
         simd()
     );

@@ -95,12 +95,12 @@ impl Dense {
     }
 
     /// True when `δ Wᵀ` over `rows` rows runs faster as `δ · (Wᵀ)` on the
-    /// register-blocked kernel than on faer, given Wᵀ: a caller whose pass
-    /// multiplies by Wᵀ more than once (or whose one product is several
-    /// rows' worth) makes it with [`transpose`](crate::gemm::transpose) and
-    /// passes it as `wt`. (A transpose costs about what faer's product
-    /// loses to the small kernel: 10 × 40 × 40, 600 ns on faer, 311 on the
-    /// small kernel, about 300 for the transpose.)
+    /// register-blocked kernel than on faer, given Wᵀ: a caller that
+    /// multiplies by the same Wᵀ more than once makes it with
+    /// [`transpose`](crate::gemm::transpose) and passes it as `wt`. (A
+    /// transpose costs about what faer's product loses to the small kernel:
+    /// 10 × 40 × 40, 600 ns on faer, 311 on the small kernel, about 300 for
+    /// the transpose.)
     pub fn transposes(&self, rows: usize) -> bool {
         // From 3 rows: faer's one- and two-row products sum in another order,
         // and the route must not change a result (a test holds it to that).

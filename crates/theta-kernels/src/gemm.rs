@@ -54,8 +54,9 @@
 //! kernel could only run on a transposed copy of W (the transpose alone
 //! costs about as much as the product), stays on faer, as do long
 //! reductions and large layers, unless the caller made Wᵀ for several
-//! products ([`transpose`]; see `Dense::transposes`). Caching the transposes per thread (θ's
-//! weights serve every task of a meta-batch) did not pay either: on a hit
+//! products ([`transpose`]; see `Dense::transposes`). Caching the
+//! transposes per thread (θ's weights serve every task of a meta-batch) did
+//! not pay: on a hit
 //! the product was 30% faster than faer's, but recognising W (comparing its
 //! 1,600 values with the cached copies) and copying the matrices met once
 //! (an adapted φ, a direction V) made MAML's meta-step 4% (one inner step)

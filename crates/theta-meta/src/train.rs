@@ -298,7 +298,6 @@ impl<'a, T: Real> Trainer<'a, T> {
         while self.workers.len() < threads - 1 {
             self.workers.push(learner.boxed_clone());
         }
-        self.workers.truncate(threads - 1);
         // The batch, sampled by this thread and read by all, lives in a lock
         // for the run and comes back afterwards.
         let batch = RwLock::new(std::mem::take(&mut self.tasks));

@@ -97,6 +97,15 @@ pub struct LayerLayout {
     wt_offset: Option<usize>,
 }
 
+impl LayerLayout {
+    /// Where `W_lᵀ` sits in the transposes' region, if the layer uses it on
+    /// `rows` rows.
+    fn wt_span(&self, rows: usize) -> Option<Range<usize>> {
+        let at = self.wt_offset.filter(|_| self.dense.transposes(rows))?;
+        Some(at..at + self.weights.len())
+    }
+}
+
 /// A multi-layer perceptron with a loss, implementing [`Model`] for `f32`
 /// and `f64`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,18 +303,16 @@ impl Mlp {
     /// after it.
     fn transpose_weights<T: Real>(&self, theta: &[T], rows: usize, wts: &mut [T]) {
         for layer in &self.layers {
-            if let (Some(at), true) = (layer.wt_offset, layer.dense.transposes(rows)) {
+            if let Some(span) = layer.wt_span(rows) {
                 let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
-                transpose(&theta[layer.weights.clone()], i, o, &mut wts[at..at + i * o]);
+                transpose(&theta[layer.weights.clone()], i, o, &mut wts[span]);
             }
         }
     }
 
     /// `W_lᵀ` in `wts` when [`Mlp::transpose_weights`] made it.
     fn wt<'a, T>(&self, wts: Option<&'a [T]>, l: usize, rows: usize) -> Option<&'a [T]> {
-        let layer = &self.layers[l];
-        let at = layer.wt_offset.filter(|_| layer.dense.transposes(rows))?;
-        Some(&wts?[at..at + layer.weights.len()])
+        Some(&wts?[self.layers[l].wt_span(rows)?])
     }
 
     /// Forward pass: fills `h_1 … h_L` in `hs`.
