@@ -102,9 +102,14 @@ impl Dense {
     /// 10 × 40 × 40, 600 ns on faer, 311 on the small kernel, about 300 for
     /// the transpose.)
     pub fn transposes(&self, rows: usize) -> bool {
-        // From 3 rows: faer's one- and two-row products sum in another order,
-        // and the route must not change a result (a test holds it to that).
-        rows >= 3 && self.fan_out > 1 && is_small(rows, self.fan_out, self.fan_in)
+        // The route must not change a result (a test holds it to that): from
+        // 3 rows, because faer's one- and two-row products sum in another
+        // order, and only where multiply-adds are fused, because without FMA
+        // (x86-64-v2) faer's kernels and the small kernel round differently.
+        cfg!(target_feature = "fma")
+            && rows >= 3
+            && self.fan_out > 1
+            && is_small(rows, self.fan_out, self.fan_in)
     }
 
     /// Tangent forward along `v = (V, c)`: `Rz = Rx W + x V + c` and

@@ -300,7 +300,11 @@ fn transposed_products_match_faer<T: Real>() {
             }
         }
     }
-    assert!(tried > 2000, "the grid covers the transposed route ({tried} shapes)");
+    if cfg!(target_feature = "fma") {
+        assert!(tried > 2000, "the grid covers the transposed route ({tried} shapes)");
+    } else {
+        assert_eq!(tried, 0, "without FMA, δ Wᵀ runs on faer alone");
+    }
 }
 
 #[test]

@@ -20,8 +20,9 @@
 //! leaves the δ cache unused) end with `W_lᵀ` for the layers above the
 //! first that [`Dense::transposes`] on the pass's rows: made once by the pass
 //! that starts or prepares a product, they turn every `δ W_lᵀ` after it into
-//! a product on the small kernel, the same bits as faer's. They pay where
-//! products share a preparation: iMAML's conjugate-gradient steps (the
+//! a product on the small kernel, the same bits as faer's (with FMA; without
+//! it there are no transposes). They pay where products share a
+//! preparation: iMAML's conjugate-gradient steps (the
 //! Gauss-Newton iMAML meta-step's faer time from 19% to 3%, about 4% faster
 //! overall); for MAML's one product per preparation the transpose costs
 //! what it saves (2026-12-03, Xeon with AVX-512, perf profiles). Gradient
