@@ -100,7 +100,8 @@ impl Dense {
     /// [`transpose`](crate::gemm::transpose) and passes it as `wt`. (A
     /// transpose costs about what faer's product loses to the small kernel:
     /// 10 × 40 × 40, 600 ns on faer, 311 on the small kernel, about 300 for
-    /// the transpose.)
+    /// the transpose.) Always false in a build without FMA, where the two
+    /// routes would round differently.
     pub fn transposes(&self, rows: usize) -> bool {
         // The route must not change a result (a test holds it to that): from
         // 3 rows, because faer's one- and two-row products sum in another
