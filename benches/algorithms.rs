@@ -35,39 +35,6 @@ pub(crate) fn meta_steps(c: &mut Criterion) {
     group.finish();
 }
 
-/// Meta-steps in one iteration of the thread-scaling bench.
-const RUN_STEPS: u64 = 40;
-
-/// Thread scaling (issue 5's deliverable 2): [`Trainer::run`] over
-/// [`RUN_STEPS`] meta-steps of each meta-learning row, on one thread and on
-/// two (its persistent workers, a fixed-order reduction: the same numbers).
-/// The pretrained baseline pools the batch into one pass on one thread and
-/// is left out. Criterion's "elem/s" is meta-steps per second.
-pub(crate) fn threads(c: &mut Criterion) {
-    let (mlp, dist, adam) = workload::setup();
-    let mut group = c.benchmark_group("threads");
-    group.throughput(Throughput::Elements(RUN_STEPS));
-    group.sample_size(10);
-    for (name, mut learner) in learners() {
-        if learner.pools_batch() {
-            continue;
-        }
-        let state = workload::initial_state(&mlp, &adam);
-        for threads in [1, 2] {
-            let trainer = Trainer::new(&mlp, &dist, META_BATCH).unwrap();
-            let mut trainer = trainer.with_threads(threads).unwrap();
-            group.bench_function(format!("{name}/{threads}"), |b| {
-                b.iter_batched_ref(
-                    || state.clone(),
-                    |s| trainer.run(learner.as_mut(), &adam, s, RUN_STEPS, &mut ()).unwrap(),
-                    BatchSize::SmallInput,
-                )
-            });
-        }
-    }
-    group.finish();
-}
-
 /// Issue 5's kernel-efficiency workload: the MAML meta-gradient (one inner
 /// step) of the MAML paper's Omniglot network, 784-256-128-64-64-5, over 32
 /// tasks of 5 + 75 rows (5-way 1-shot shapes; Gaussian-blob data drawn once,

@@ -14,7 +14,6 @@ criterion_group!(
     kernels::products,
     kernels::mlp_passes,
     algorithms::meta_steps,
-    algorithms::threads,
     algorithms::maml_784
 );
 criterion_main!(benches);

@@ -2,8 +2,10 @@
 //!
 //! Reads what criterion wrote in this run (`target/criterion/**/new/`), and
 //! prints algorithm throughput (meta-steps/s and tasks/s on the sinusoid
-//! workload) and kernel throughput (GFLOP/s and the fraction of the f32 FMA
-//! peak measured in the same run). Saves the results as JSON in
+//! workload), its thread scaling (the paired runs of
+//! `benches/examples/thread_scaling.rs`), kernel throughput (GFLOP/s and the
+//! fraction of the f32 FMA peak measured in the same run) and MAML's
+//! memory. Saves the results as JSON in
 //! `target/theta-bench/latest.json` (and `NAME.json` with `--save NAME`);
 //! `--baseline NAME` prints each benchmark's ratio against a saved run and
 //! flags the ones slower by more than `--threshold` (default 20%: these
@@ -69,32 +71,66 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// Every benchmark criterion finished since `since`, by "group/function".
-/// The thread-scaling table: `threads/NAME/1` and `threads/NAME/2`, in
-/// meta-steps per second, and their ratio against issue 5's 1.7×.
-fn threads_table(results: &BTreeMap<String, Measured>) {
-    let rate =
-        |id: String| results.get(&id).and_then(|m| m.elements.map(|e| 1e9 * e / m.median_ns));
-    let names: Vec<&str> =
-        results.keys().filter_map(|k| k.strip_prefix("threads/")?.strip_suffix("/1")).collect();
-    if names.is_empty() {
-        return;
+/// Thread scaling, two threads against one, from the paired runs of
+/// `benches/examples/thread_scaling.rs` (one round: a run on each thread
+/// count, a fraction of a second apart; criterion, which measures one
+/// benchmark after the other, let the drift of a shared machine into the
+/// ratio). Prints the table against issue 5's 1.7× and returns, per
+/// learner, the best rates and the median ratio for the saved JSON.
+fn threads(target: &Path, quick: bool) -> Result<BTreeMap<String, [f64; 3]>, String> {
+    let exe = build_example(target, "thread_scaling")?;
+    let rounds = if quick { "5" } else { "9" };
+    let out = Command::new(&exe)
+        .arg(rounds)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the thread-scaling example failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     println!(
-        "\n{:<44} {:>14} {:>14} {:>9}  (Trainer::run, persistent workers; target 1.7x)",
-        "threads (meta-steps/s)", "1 thread", "2 threads", "speedup"
+        "\n{:<44} {:>14} {:>14} {:>9} {:>9}  (Trainer::run; target 1.7x)",
+        format!("threads (meta-steps/s, best of {rounds} rounds)"),
+        "1 thread",
+        "2 threads",
+        "speedup",
+        "paired"
     );
-    for name in names {
-        let (one, two) = (rate(format!("threads/{name}/1")), rate(format!("threads/{name}/2")));
-        let cell = |r: Option<f64>| r.map_or("—".to_string(), |r| format!("{r:.0}"));
-        let speedup = match (one, two) {
-            (Some(a), Some(b)) => format!("{:.2}x", b / a),
-            _ => "—".to_string(),
-        };
-        println!("{name:<44} {:>14} {:>14} {speedup:>9}", cell(one), cell(two));
+    let mut rows = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut fields = line.split_whitespace();
+        let name = fields.next().unwrap_or_default().to_string();
+        let values: Vec<f64> = fields.filter_map(|f| f.parse().ok()).collect();
+        let [one, two, paired] = values[..] else { continue };
+        println!(
+            "{name:<44} {one:>14.0} {two:>14.0} {:>9} {:>9}",
+            format!("{:.2}x", two / one),
+            format!("{paired:.2}x")
+        );
+        rows.insert(name, [one, two, paired]);
     }
+    println!(
+        "(speedup: best two-thread rate over best one-thread rate; paired: the median of the \
+         rounds' ratios, each of two runs a fraction of a second apart)"
+    );
+    Ok(rows)
 }
 
+/// Builds one of `benches/examples` in release and returns its path.
+fn build_example(target: &Path, name: &str) -> Result<PathBuf, String> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-q", "-p", "theta-benches", "--example", name])
+        .status()
+        .map_err(|e| format!("cannot build the {name} example: {e}"))?;
+    if !status.success() {
+        return Err(format!("the {name} example did not build"));
+    }
+    Ok(target.join("release/examples").join(name))
+}
+
+/// Every benchmark criterion finished since `since`, by "group/function".
 fn collect(dir: &Path, since: SystemTime, out: &mut BTreeMap<String, Measured>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
@@ -155,14 +191,7 @@ fn time(ns: f64) -> String {
 /// process each (`benches/examples/maml_memory.rs`), against the m·P
 /// numbers its reverse pass must hold.
 fn memory(target: &Path) -> Result<(), String> {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-q", "-p", "theta-benches", "--example", "maml_memory"])
-        .status()
-        .map_err(|e| format!("cannot build the memory example: {e}"))?;
-    if !status.success() {
-        return Err("the memory example did not build".into());
-    }
-    let exe = target.join("release/examples/maml_memory");
+    let exe = build_example(target, "maml_memory")?;
     println!(
         "\n{:<44} {:>14} {:>16} {:>16}",
         "MAML memory (784-…-5 net, 32 × 80 rows)",
@@ -200,25 +229,31 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     let target =
         PathBuf::from(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()));
-    let start = SystemTime::now();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["bench", "-p", "theta-benches", "--bench", "main", "--"]);
-    if o.quick {
-        cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
-    }
-    // criterion takes one filter, a regular expression: several words mean any of them.
-    if !o.filter.is_empty() {
-        cmd.arg(o.filter.join("|"));
-    }
-    eprintln!("$ {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot run cargo bench: {e}"))?;
-    if !status.success() {
-        return Err("the benchmarks failed".into());
-    }
+    // "threads" names the paired thread-scaling runs, not a criterion group.
+    let want_threads = o.filter.is_empty() || o.filter.iter().any(|f| f == "threads");
+    let filter: Vec<&str> =
+        o.filter.iter().map(String::as_str).filter(|&f| f != "threads").collect();
     let mut results = BTreeMap::new();
-    collect(&target.join("criterion"), start, &mut results);
-    if results.is_empty() {
-        return Err("criterion wrote no results".into());
+    if o.filter.is_empty() || !filter.is_empty() {
+        let start = SystemTime::now();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["bench", "-p", "theta-benches", "--bench", "main", "--"]);
+        if o.quick {
+            cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
+        }
+        // criterion takes one filter, a regular expression: several words mean any of them.
+        if !filter.is_empty() {
+            cmd.arg(filter.join("|"));
+        }
+        eprintln!("$ {cmd:?}");
+        let status = cmd.status().map_err(|e| format!("cannot run cargo bench: {e}"))?;
+        if !status.success() {
+            return Err("the benchmarks failed".into());
+        }
+        collect(&target.join("criterion"), start, &mut results);
+        if results.is_empty() {
+            return Err(format!("criterion wrote no results (no benchmark matches {filter:?}?)"));
+        }
     }
     let peak = results.get("peak/f32_fma").and_then(|m| m.elements.map(|e| e / m.median_ns));
 
@@ -244,11 +279,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             );
         }
     }
-    threads_table(&results);
-    let kernels: Vec<_> = results
-        .iter()
-        .filter(|(k, _)| !k.starts_with("algorithms/") && !k.starts_with("threads/"))
-        .collect();
+    let scaling = if want_threads { threads(&target, o.quick)? } else { BTreeMap::new() };
+    let kernels: Vec<_> = results.iter().filter(|(k, _)| !k.starts_with("algorithms/")).collect();
     if !kernels.is_empty() {
         println!("\n{:<58} {:>12} {:>9} {:>9}", "kernel", "median", "GFLOP/s", "of peak");
         for (id, m) in &kernels {
@@ -286,6 +318,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "median_ns": m.median_ns,
             "per_second": 1e9 / m.median_ns,
             "elements": m.elements,
+        }))).collect::<serde_json::Map<_, _>>(),
+        "threads": scaling.iter().map(|(name, [one, two, paired])| (name.clone(), json!({
+            "one_thread_per_second": one,
+            "two_threads_per_second": two,
+            "speedup": two / one,
+            "paired_median_speedup": paired,
         }))).collect::<serde_json::Map<_, _>>(),
     });
     let dir = target.join("theta-bench");
