@@ -378,8 +378,10 @@ fn run_on_workers_equals_step_by_step_and_stops_when_asked() {
     for _ in 0..12 {
         one.step(&mut maml, &adam, &mut a).unwrap();
     }
-    // Persistent workers, stopped by the observer after 12 of 50 steps, and
-    // the same trainer run again: its buffers came back whole.
+    // Persistent workers, stopped by the observer after 8 of 50 steps, and
+    // the same trainer run again for 4: its buffers (and the generator,
+    // though the workers' run samples each batch a step ahead) came back
+    // whole.
     let mut b = fresh();
     let mut four = Trainer::new(&mlp, &dist, 7).unwrap().with_threads(4).unwrap();
     let mut seen = Vec::new();
@@ -391,6 +393,84 @@ fn run_on_workers_equals_step_by_step_and_stops_when_asked() {
     assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
     four.run(&mut maml, &adam, &mut b, 4, &mut ()).unwrap();
     assert_eq!(a, b);
+}
+
+/// Sinusoids that cannot be drawn from the `fail_at`-th sample on (counted
+/// across batches): a task source that breaks mid-run.
+struct FailingAt {
+    inner: Sinusoid,
+    drawn: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+impl TaskDistribution<f32> for FailingAt {
+    fn name(&self) -> &'static str {
+        "failing sinusoid"
+    }
+    fn input_dim(&self) -> usize {
+        1
+    }
+    fn output_dim(&self) -> usize {
+        1
+    }
+    fn loss(&self) -> Loss {
+        Loss::Mse
+    }
+    fn support_size(&self) -> usize {
+        TaskDistribution::<f32>::support_size(&self.inner)
+    }
+    fn query_size(&self) -> usize {
+        TaskDistribution::<f32>::query_size(&self.inner)
+    }
+    fn empty_task(&self) -> Task<f32> {
+        self.inner.empty_task()
+    }
+    fn sample_into(
+        &self,
+        rng: &mut theta_core::Rng,
+        task: &mut Task<f32>,
+    ) -> theta_core::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.drawn.fetch_add(1, Ordering::Relaxed) >= self.fail_at {
+            return Err(theta_core::Error::Empty("task source"));
+        }
+        self.inner.sample_into(rng, task)
+    }
+}
+
+#[test]
+fn a_task_source_that_fails_mid_run_is_reported_at_its_step() {
+    // Batches of 5: the 4th batch cannot be drawn. With workers, the next
+    // batch is drawn during a step; the failure must still be the 4th step's,
+    // after 3 steps whose θ is one thread's.
+    let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
+    let adam = Adam::new(1e-3).unwrap();
+    let mut thetas = Vec::new();
+    for threads in [1, 2, 3] {
+        let dist =
+            FailingAt { inner: Sinusoid::new(10, 10).unwrap(), drawn: 0.into(), fail_at: 17 };
+        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
+        let mut state = TrainState {
+            optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+            theta,
+            rng: rng_from_seed(7),
+            step: 0,
+        };
+        let mut steps_seen = 0;
+        let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap().with_threads(threads).unwrap();
+        let mut maml = Maml::new(MamlConfig::default()).unwrap();
+        let err = trainer
+            .run(&mut maml, &adam, &mut state, 10, &mut |_: &theta_meta::StepReport<'_, f32, _>| {
+                steps_seen += 1;
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        let MetaError::Diverged { step, source } = &err else { panic!("{err}") };
+        assert_eq!((*step, state.step, steps_seen), (4, 3, 3), "{threads} threads: {err}");
+        assert!(source.to_string().contains("task source"), "{source}");
+        thetas.push(state.theta);
+    }
+    assert!(thetas.iter().all(|t| *t == thetas[0]), "θ after 3 steps depends on the threads");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard, RwLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use theta_core::{Model, Real, Rng, Task, TaskDistribution};
@@ -70,13 +70,16 @@ struct Slot<T> {
     outcome: TaskOutcome,
     result: Result<(), MetaError>,
     panic: Option<Box<dyn Any + Send>>,
+    /// Computed in this step and not yet added to the mean.
+    done: bool,
 }
 
 /// Claims the batch's tasks one at a time (`next` counts the claims) and
-/// computes each into its slot, until none is left. Which thread computes a
-/// task changes nothing: a learner's gradient depends on its arguments
-/// alone, and the slots are added in task order afterwards. A panic is kept,
-/// not propagated, so that every thread still meets at the barriers.
+/// computes each into its slot, until none is left, calling `between`
+/// before each claim. Which thread computes a task changes nothing: a
+/// learner's gradient depends on its arguments alone, and the slots are
+/// added in task order. A panic is kept, not propagated, so that every
+/// thread still meets at the barriers.
 fn claim_tasks<T: Real>(
     learner: &mut dyn MetaLearner<T>,
     model: &dyn Model<T>,
@@ -84,8 +87,10 @@ fn claim_tasks<T: Real>(
     batch: &[Task<T>],
     slots: &[Mutex<Slot<T>>],
     next: &AtomicUsize,
+    mut between: impl FnMut(),
 ) {
     loop {
+        between();
         let i = next.fetch_add(1, Ordering::Relaxed);
         let (Some(task), Some(slot)) = (batch.get(i), slots.get(i)) else { return };
         let slot = &mut *lock(slot);
@@ -96,6 +101,65 @@ fn claim_tasks<T: Real>(
             Ok(Err(e)) => slot.result = Err(e),
             Err(payload) => slot.panic = Some(payload),
         }
+        slot.done = true;
+    }
+}
+
+/// The batch mean of a parallel step, fed slot by slot in task order as the
+/// slots are done: the calling thread adds the gradients done so far
+/// between its own tasks, while the workers compute (they claim the tasks
+/// it does not take), so that only the last slots are added after the
+/// step's barrier. The same additions in the same order as one thread's.
+struct InOrder<'a, T> {
+    mean: BatchMean<'a, T>,
+    next: usize,
+    failure: Option<MetaError>,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl<'a, T: Real> InOrder<'a, T> {
+    fn new(mean: BatchMean<'a, T>) -> Self {
+        InOrder { mean, next: 0, failure: None, panic: None }
+    }
+
+    /// Adds the slots from the next one on, as long as they are done; with
+    /// `wait`, waits for a slot still being computed (after the step's
+    /// barrier none is).
+    fn add_done(&mut self, slots: &[Mutex<Slot<T>>], wait: bool) {
+        while let Some(slot) = slots.get(self.next) {
+            let mut slot = match slot.try_lock() {
+                Ok(slot) => slot,
+                Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(TryLockError::WouldBlock) if wait => lock(slot),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            if !slot.done {
+                return;
+            }
+            slot.done = false;
+            self.mean.add(&slot.grad, std::slice::from_ref(&slot.outcome));
+            if let Some(payload) = slot.panic.take() {
+                self.panic.get_or_insert(payload);
+            }
+            // The first failure in task order wins.
+            if let Err(e) = std::mem::replace(&mut slot.result, Ok(())) {
+                self.failure.get_or_insert(e);
+            }
+            self.next += 1;
+        }
+    }
+
+    /// The step's statistics once every slot is added: re-raises the first
+    /// panic, returns the first failure in task order, or finishes the mean.
+    fn finish(mut self, slots: &[Mutex<Slot<T>>]) -> Result<StepStats, MetaError> {
+        self.add_done(slots, true);
+        if let Some(payload) = self.panic {
+            resume_unwind(payload);
+        }
+        if let Some(e) = self.failure {
+            return Err(e);
+        }
+        self.mean.finish()
     }
 }
 
@@ -260,11 +324,14 @@ impl<'a, T: Real> Trainer<'a, T> {
     /// observer asks to (or fails).
     ///
     /// With several threads the workers live for the whole run: each step,
-    /// this thread samples every task (in task order, from `state.rng`),
-    /// publishes θ, and claims tasks one at a time beside the workers (so a
-    /// slower core takes fewer), then adds all gradients in task order. Two
-    /// spinning barrier waits per step replace spawning threads (tens of
-    /// microseconds each), and the bits are those of one thread.
+    /// this thread publishes θ and the batch, then claims tasks one at a
+    /// time beside the workers (so a slower core takes fewer). Its own work
+    /// runs beside theirs too, where the workers take the tasks it leaves:
+    /// it samples the next step's batch (in task order, from a copy of
+    /// `state.rng` that becomes the state's when that step starts), and adds
+    /// the gradients done so far to the mean, in task order, between its
+    /// tasks. Two spinning barrier waits per step replace spawning threads
+    /// (tens of microseconds each), and the bits are those of one thread.
     pub fn run<O: Optimizer<T>>(
         &mut self,
         learner: &mut dyn MetaLearner<T>,
@@ -292,20 +359,25 @@ impl<'a, T: Real> Trainer<'a, T> {
             outcome: TaskOutcome::default(),
             result: Ok(()),
             panic: None,
+            done: false,
         };
         let slots: Vec<Mutex<Slot<T>>> =
             (0..self.tasks.len()).map(|_| Mutex::new(new_slot())).collect();
         while self.workers.len() < threads - 1 {
             self.workers.push(learner.boxed_clone());
         }
-        // The batch, sampled by this thread and read by all, lives in a lock
-        // for the run and comes back afterwards.
-        let batch = RwLock::new(std::mem::take(&mut self.tasks));
-        let result = self.run_with_workers(learner, outer, state, steps, observer, &batch, &slots);
+        // Two batches, this step's (read by all) and the next one's (being
+        // sampled by this thread), live in locks for the run; one comes back.
+        let spare = (0..self.tasks.len()).map(|_| self.dist.empty_task()).collect();
+        let batches = [RwLock::new(std::mem::take(&mut self.tasks)), RwLock::new(spare)];
+        let result =
+            self.run_with_workers(learner, outer, state, steps, observer, &batches, &slots);
+        let [batch, _] = batches;
         self.tasks = batch.into_inner().unwrap_or_else(|e| e.into_inner());
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_with_workers<O: Optimizer<T>>(
         &mut self,
         learner: &mut dyn MetaLearner<T>,
@@ -313,7 +385,7 @@ impl<'a, T: Real> Trainer<'a, T> {
         state: &mut TrainState<T, O::State>,
         steps: u64,
         observer: &mut dyn Observer<T, O::State>,
-        batch: &RwLock<Vec<Task<T>>>,
+        batches: &[RwLock<Vec<Task<T>>>; 2],
         slots: &[Mutex<Slot<T>>],
     ) -> Result<(), MetaError> {
         let model = self.model;
@@ -323,11 +395,15 @@ impl<'a, T: Real> Trainer<'a, T> {
         let end = SpinBarrier::new(self.workers.len() + 1);
         let stop = AtomicBool::new(false);
         let next = AtomicUsize::new(0);
+        // Which of `batches` this step's is.
+        let current = AtomicUsize::new(0);
+        let read = |i: usize| batches[i].read().unwrap_or_else(|e| e.into_inner());
+        let write = |i: usize| batches[i].write().unwrap_or_else(|e| e.into_inner());
         let (grad, task_losses) = (&mut self.grad, &mut self.task_losses);
         std::thread::scope(|s| {
             for worker in self.workers.iter_mut() {
-                let (theta_copy, start, end, stop, next) =
-                    (&theta_copy, &start, &end, &stop, &next);
+                let (theta_copy, start, end, stop, next, current) =
+                    (&theta_copy, &start, &end, &stop, &next, &current);
                 s.spawn(move || {
                     loop {
                         start.wait();
@@ -336,8 +412,8 @@ impl<'a, T: Real> Trainer<'a, T> {
                         }
                         {
                             let theta = theta_copy.read().unwrap_or_else(|e| e.into_inner());
-                            let tasks = batch.read().unwrap_or_else(|e| e.into_inner());
-                            claim_tasks(worker.as_mut(), model, &theta, &tasks, slots, next);
+                            let tasks = read(current.load(Ordering::Relaxed));
+                            claim_tasks(worker.as_mut(), model, &theta, &tasks, slots, next, || {});
                         }
                         end.wait();
                     }
@@ -346,13 +422,18 @@ impl<'a, T: Real> Trainer<'a, T> {
             // Everything this thread does while the workers wait at `start`;
             // a panic here must still release them, hence the catch.
             let steps_taken = catch_unwind(AssertUnwindSafe(|| -> Result<(), MetaError> {
-                for _ in 0..steps {
+                // The next step's batch, sampled ahead: the generator after it,
+                // or why it could not be drawn (reported at that step).
+                let mut ahead: Option<theta_core::Result<Rng>> = None;
+                for i in 0..steps {
                     let step = state.step + 1;
                     let wrap = |e: MetaError| MetaError::Diverged { step, source: Box::new(e) };
-                    {
-                        let mut tasks = batch.write().unwrap_or_else(|e| e.into_inner());
-                        dist.sample_batch_into(&mut state.rng, &mut tasks)
-                            .map_err(|e| wrap(e.into()))?;
+                    let cur = (i % 2) as usize;
+                    match ahead.take() {
+                        Some(rng) => state.rng = rng.map_err(|e| wrap(e.into()))?,
+                        None => dist
+                            .sample_batch_into(&mut state.rng, &mut write(cur))
+                            .map_err(|e| wrap(e.into()))?,
                     }
                     theta_copy
                         .write()
@@ -360,33 +441,22 @@ impl<'a, T: Real> Trainer<'a, T> {
                         .copy_from_slice(&state.theta);
                     // Published to the workers by the barrier.
                     next.store(0, Ordering::Relaxed);
+                    current.store(cur, Ordering::Relaxed);
+                    let mut mean = InOrder::new(BatchMean::new(grad, task_losses)?);
                     start.wait();
+                    if i + 1 < steps {
+                        let mut rng = state.rng.clone();
+                        let sampled = dist.sample_batch_into(&mut rng, &mut write(1 - cur));
+                        ahead = Some(sampled.map(|()| rng));
+                    }
                     {
-                        let tasks = batch.read().unwrap_or_else(|e| e.into_inner());
-                        claim_tasks(learner, model, &state.theta, &tasks, slots, &next);
+                        let tasks = read(cur);
+                        claim_tasks(learner, model, &state.theta, &tasks, slots, &next, || {
+                            mean.add_done(slots, false)
+                        });
                     }
                     end.wait();
-                    // Reduce in task order; the first failure in task order wins.
-                    let mut mean = BatchMean::new(grad, task_losses)?;
-                    let mut failure = None;
-                    let mut panic = None;
-                    for slot in slots {
-                        let slot = &mut *lock(slot);
-                        mean.add(&slot.grad, std::slice::from_ref(&slot.outcome));
-                        if let Some(payload) = slot.panic.take() {
-                            panic.get_or_insert(payload);
-                        }
-                        if let Err(e) = std::mem::replace(&mut slot.result, Ok(())) {
-                            failure.get_or_insert(e);
-                        }
-                    }
-                    if let Some(payload) = panic {
-                        resume_unwind(payload);
-                    }
-                    if let Some(e) = failure {
-                        return Err(wrap(e));
-                    }
-                    let stats = mean.finish().map_err(wrap)?;
+                    let stats = mean.finish(slots).map_err(wrap)?;
                     outer
                         .step(&mut state.theta, grad, &mut state.optimizer)
                         .map_err(|e| wrap(e.into()))?;
