@@ -29,7 +29,12 @@
 //! passes keep faer for the same reason: transposing W there too, and the
 //! direction's V for the Hessian-vector product's `δ Vᵀ`, made MAML's
 //! meta-step 0.89–0.94× and Gauss-Newton iMAML's 0.92–0.97× as fast
-//! (2026-12-04, AMD Zen 3, in-process A/B runs).
+//! (2026-12-04, AMD Zen 3, in-process A/B runs); transposing W alone in
+//! gradient passes, 1.00–1.03× (a later day). Why, from perf profiles of
+//! first-order MAML's meta-steps there: inside them faer's `δ Wᵀ` at
+//! 10 × 40 × 40 takes about 500 ns, what the small kernel's products take
+//! (the microbenches, 720–920 ns for faer's, moved by ±25% between runs),
+//! and the transpose adds about 240.
 
 use std::ops::Range;
 
