@@ -396,11 +396,13 @@ fn run_on_workers_equals_step_by_step_and_stops_when_asked() {
 }
 
 /// Sinusoids that cannot be drawn from the `fail_at`-th sample on (counted
-/// across batches): a task source that breaks mid-run.
+/// across batches): a task source that breaks mid-run, with an error or,
+/// with `panics`, a panic.
 struct FailingAt {
     inner: Sinusoid,
     drawn: std::sync::atomic::AtomicUsize,
     fail_at: usize,
+    panics: bool,
 }
 
 impl TaskDistribution<f32> for FailingAt {
@@ -432,6 +434,7 @@ impl TaskDistribution<f32> for FailingAt {
     ) -> theta_core::Result<()> {
         use std::sync::atomic::Ordering;
         if self.drawn.fetch_add(1, Ordering::Relaxed) >= self.fail_at {
+            assert!(!self.panics, "the task source broke");
             return Err(theta_core::Error::Empty("task source"));
         }
         self.inner.sample_into(rng, task)
@@ -447,8 +450,12 @@ fn a_task_source_that_fails_mid_run_is_reported_at_its_step() {
     let adam = Adam::new(1e-3).unwrap();
     let mut thetas = Vec::new();
     for threads in [1, 2, 3] {
-        let dist =
-            FailingAt { inner: Sinusoid::new(10, 10).unwrap(), drawn: 0.into(), fail_at: 17 };
+        let dist = FailingAt {
+            inner: Sinusoid::new(10, 10).unwrap(),
+            drawn: 0.into(),
+            fail_at: 17,
+            panics: false,
+        };
         let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
         let mut state = TrainState {
             optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
@@ -471,6 +478,57 @@ fn a_task_source_that_fails_mid_run_is_reported_at_its_step() {
         thetas.push(state.theta);
     }
     assert!(thetas.iter().all(|t| *t == thetas[0]), "θ after 3 steps depends on the threads");
+}
+
+#[test]
+fn a_task_source_that_panics_mid_run_panics_the_run_after_its_steps() {
+    // The 4th batch panics; with workers it is drawn during the 3rd step, and
+    // the panic must reach the caller (at the 4th step, after 3 observed),
+    // not strand the workers at a barrier: each run gets a minute.
+    for threads in [1, 2, 3] {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
+            let adam = Adam::new(1e-3).unwrap();
+            let dist = FailingAt {
+                inner: Sinusoid::new(10, 10).unwrap(),
+                drawn: 0.into(),
+                fail_at: 17,
+                panics: true,
+            };
+            let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
+            let mut state = TrainState {
+                optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+                theta,
+                rng: rng_from_seed(7),
+                step: 0,
+            };
+            let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap().with_threads(threads).unwrap();
+            let mut maml = Maml::new(MamlConfig::default()).unwrap();
+            let mut seen = 0;
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut observe = |_: &theta_meta::StepReport<'_, f32, _>| {
+                    seen += 1;
+                    std::ops::ControlFlow::Continue(())
+                };
+                trainer.run(&mut maml, &adam, &mut state, 10, &mut observe)
+            }));
+            let message = match run {
+                Err(payload) => payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default(),
+                Ok(r) => format!("no panic: {r:?}"),
+            };
+            done.send((message, seen, state.step)).unwrap();
+        });
+        let (message, seen, step) = result
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{threads} threads: the run did not return"));
+        assert!(message.contains("the task source broke"), "{threads} threads: {message}");
+        assert_eq!((seen, step), (3, 3), "{threads} threads");
+    }
 }
 
 #[test]

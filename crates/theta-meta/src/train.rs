@@ -423,14 +423,17 @@ impl<'a, T: Real> Trainer<'a, T> {
             // a panic here must still release them, hence the catch.
             let steps_taken = catch_unwind(AssertUnwindSafe(|| -> Result<(), MetaError> {
                 // The next step's batch, sampled ahead: the generator after it,
-                // or why it could not be drawn (reported at that step).
-                let mut ahead: Option<theta_core::Result<Rng>> = None;
+                // or why it could not be drawn, reported (an error) or re-raised
+                // (a panic) at that step, where one thread would have met it; a
+                // panic must not leave this thread before the step's barrier.
+                let mut ahead: Option<std::thread::Result<theta_core::Result<Rng>>> = None;
                 for i in 0..steps {
                     let step = state.step + 1;
                     let wrap = |e: MetaError| MetaError::Diverged { step, source: Box::new(e) };
                     let cur = (i % 2) as usize;
                     match ahead.take() {
-                        Some(rng) => state.rng = rng.map_err(|e| wrap(e.into()))?,
+                        Some(Ok(rng)) => state.rng = rng.map_err(|e| wrap(e.into()))?,
+                        Some(Err(payload)) => resume_unwind(payload),
                         None => dist
                             .sample_batch_into(&mut state.rng, &mut write(cur))
                             .map_err(|e| wrap(e.into()))?,
@@ -445,9 +448,10 @@ impl<'a, T: Real> Trainer<'a, T> {
                     let mut mean = InOrder::new(BatchMean::new(grad, task_losses)?);
                     start.wait();
                     if i + 1 < steps {
-                        let mut rng = state.rng.clone();
-                        let sampled = dist.sample_batch_into(&mut rng, &mut write(1 - cur));
-                        ahead = Some(sampled.map(|()| rng));
+                        ahead = Some(catch_unwind(AssertUnwindSafe(|| {
+                            let mut rng = state.rng.clone();
+                            dist.sample_batch_into(&mut rng, &mut write(1 - cur)).map(|()| rng)
+                        })));
                     }
                     {
                         let tasks = read(cur);
