@@ -441,77 +441,64 @@ impl TaskDistribution<f32> for FailingAt {
     }
 }
 
-#[test]
-fn a_task_source_that_fails_mid_run_is_reported_at_its_step() {
-    // Batches of 5: the 4th batch cannot be drawn. With workers, the next
-    // batch is drawn during a step; the failure must still be the 4th step's,
-    // after 3 steps whose θ is one thread's.
+/// MAML on sinusoids whose 4th batch of 5 cannot be drawn (an error, or
+/// with `panics` a panic), 10 steps on `threads`: the run's result, θ at
+/// the end, and the steps the observer saw.
+fn run_on_failing_source(
+    threads: usize,
+    panics: bool,
+    observed: &mut Vec<u64>,
+) -> (Result<(), MetaError>, Vec<f32>) {
     let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
     let adam = Adam::new(1e-3).unwrap();
+    let inner = Sinusoid::new(10, 10).unwrap();
+    let dist = FailingAt { inner, drawn: 0.into(), fail_at: 17, panics };
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
+    let mut state = TrainState {
+        optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+        theta,
+        rng: rng_from_seed(7),
+        step: 0,
+    };
+    let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap().with_threads(threads).unwrap();
+    let mut maml = Maml::new(MamlConfig::default()).unwrap();
+    let mut observe = |r: &theta_meta::StepReport<'_, f32, _>| {
+        observed.push(r.state.step);
+        std::ops::ControlFlow::Continue(())
+    };
+    let result = trainer.run(&mut maml, &adam, &mut state, 10, &mut observe);
+    assert_eq!(state.step, observed.len() as u64);
+    (result, state.theta)
+}
+
+#[test]
+fn a_task_source_that_fails_mid_run_is_reported_at_its_step() {
+    // With workers the next batch is drawn during a step; the failure must
+    // still be the 4th step's, after 3 steps whose θ is one thread's.
     let mut thetas = Vec::new();
     for threads in [1, 2, 3] {
-        let dist = FailingAt {
-            inner: Sinusoid::new(10, 10).unwrap(),
-            drawn: 0.into(),
-            fail_at: 17,
-            panics: false,
-        };
-        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
-        let mut state = TrainState {
-            optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
-            theta,
-            rng: rng_from_seed(7),
-            step: 0,
-        };
-        let mut steps_seen = 0;
-        let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap().with_threads(threads).unwrap();
-        let mut maml = Maml::new(MamlConfig::default()).unwrap();
-        let err = trainer
-            .run(&mut maml, &adam, &mut state, 10, &mut |_: &theta_meta::StepReport<'_, f32, _>| {
-                steps_seen += 1;
-                std::ops::ControlFlow::Continue(())
-            })
-            .unwrap_err();
+        let mut observed = Vec::new();
+        let (result, theta) = run_on_failing_source(threads, false, &mut observed);
+        let err = result.unwrap_err();
         let MetaError::Diverged { step, source } = &err else { panic!("{err}") };
-        assert_eq!((*step, state.step, steps_seen), (4, 3, 3), "{threads} threads: {err}");
+        assert_eq!((*step, observed), (4, vec![1, 2, 3]), "{threads} threads: {err}");
         assert!(source.to_string().contains("task source"), "{source}");
-        thetas.push(state.theta);
+        thetas.push(theta);
     }
     assert!(thetas.iter().all(|t| *t == thetas[0]), "θ after 3 steps depends on the threads");
 }
 
 #[test]
 fn a_task_source_that_panics_mid_run_panics_the_run_after_its_steps() {
-    // The 4th batch panics; with workers it is drawn during the 3rd step, and
-    // the panic must reach the caller (at the 4th step, after 3 observed),
-    // not strand the workers at a barrier: each run gets a minute.
+    // Drawn ahead during the 3rd step, the 4th batch's panic must reach the
+    // caller after 3 observed steps, not strand the workers at a barrier:
+    // each run gets a minute.
     for threads in [1, 2, 3] {
         let (done, result) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
-            let adam = Adam::new(1e-3).unwrap();
-            let dist = FailingAt {
-                inner: Sinusoid::new(10, 10).unwrap(),
-                drawn: 0.into(),
-                fail_at: 17,
-                panics: true,
-            };
-            let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
-            let mut state = TrainState {
-                optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
-                theta,
-                rng: rng_from_seed(7),
-                step: 0,
-            };
-            let mut trainer = Trainer::new(&mlp, &dist, 5).unwrap().with_threads(threads).unwrap();
-            let mut maml = Maml::new(MamlConfig::default()).unwrap();
-            let mut seen = 0;
+            let mut observed = Vec::new();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut observe = |_: &theta_meta::StepReport<'_, f32, _>| {
-                    seen += 1;
-                    std::ops::ControlFlow::Continue(())
-                };
-                trainer.run(&mut maml, &adam, &mut state, 10, &mut observe)
+                run_on_failing_source(threads, true, &mut observed)
             }));
             let message = match run {
                 Err(payload) => payload
@@ -519,15 +506,15 @@ fn a_task_source_that_panics_mid_run_panics_the_run_after_its_steps() {
                     .map(|s| s.to_string())
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_default(),
-                Ok(r) => format!("no panic: {r:?}"),
+                Ok((r, _)) => format!("no panic: {r:?}"),
             };
-            done.send((message, seen, state.step)).unwrap();
+            done.send((message, observed)).unwrap();
         });
-        let (message, seen, step) = result
+        let (message, observed) = result
             .recv_timeout(std::time::Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("{threads} threads: the run did not return"));
         assert!(message.contains("the task source broke"), "{threads} threads: {message}");
-        assert_eq!((seen, step), (3, 3), "{threads} threads");
+        assert_eq!(observed, vec![1, 2, 3], "{threads} threads");
     }
 }
 
