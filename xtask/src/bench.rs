@@ -72,13 +72,13 @@ fn read_json(path: &Path) -> Option<Value> {
 }
 
 /// Thread scaling, two threads against one, from the paired runs of
-/// `benches/examples/thread_scaling.rs` (one round: a run on each thread
-/// count, a fraction of a second apart; criterion, which measures one
-/// benchmark after the other, let the drift of a shared machine into the
-/// ratio; and the FMA peak loop's own two-thread speedup in the same
-/// rounds, what the second core gave at the time). Prints the table against
-/// issue 5's 1.7× and returns, per learner, the best rates, the median
-/// ratio and the machine's, for the saved JSON.
+/// `benches/examples/thread_scaling.rs`: each round runs one thread and two
+/// a fraction of a second apart (criterion, which measures one benchmark
+/// after the other, let a shared machine's drift into the ratio), and times
+/// the FMA peak loop on one thread and two, what the second core gave at
+/// the time. Prints the table against issue 5's 1.7× and returns, per
+/// learner, the best rates, the median paired ratio and the machine's, for
+/// the saved JSON.
 fn threads(target: &Path, quick: bool) -> Result<BTreeMap<String, [f64; 4]>, String> {
     let exe = build_example(target, "thread_scaling")?;
     let rounds = if quick { "5" } else { "9" };

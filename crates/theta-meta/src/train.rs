@@ -122,15 +122,15 @@ impl<'a, T: Real> InOrder<'a, T> {
         InOrder { mean, next: 0, failure: None, panic: None }
     }
 
-    /// Adds the slots from the next one on, as long as they are done; with
-    /// `wait`, waits for a slot still being computed (after the step's
-    /// barrier none is).
-    fn add_done(&mut self, slots: &[Mutex<Slot<T>>], wait: bool) {
+    /// Adds the slots from the next one on, as long as they are done: a
+    /// slot still locked is being computed. After the step's barrier every
+    /// slot is done and unlocked (one left out would fail the mean's count
+    /// of tasks).
+    fn add_done(&mut self, slots: &[Mutex<Slot<T>>]) {
         while let Some(slot) = slots.get(self.next) {
             let mut slot = match slot.try_lock() {
                 Ok(slot) => slot,
                 Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(TryLockError::WouldBlock) if wait => lock(slot),
                 Err(TryLockError::WouldBlock) => return,
             };
             if !slot.done {
@@ -152,7 +152,7 @@ impl<'a, T: Real> InOrder<'a, T> {
     /// The step's statistics once every slot is added: re-raises the first
     /// panic, returns the first failure in task order, or finishes the mean.
     fn finish(mut self, slots: &[Mutex<Slot<T>>]) -> Result<StepStats, MetaError> {
-        self.add_done(slots, true);
+        self.add_done(slots);
         if let Some(payload) = self.panic {
             resume_unwind(payload);
         }
@@ -456,7 +456,7 @@ impl<'a, T: Real> Trainer<'a, T> {
                     {
                         let tasks = read(cur);
                         claim_tasks(learner, model, &state.theta, &tasks, slots, &next, || {
-                            mean.add_done(slots, false)
+                            mean.add_done(slots)
                         });
                     }
                     end.wait();
