@@ -134,5 +134,11 @@ pub(crate) fn products(c: &mut Criterion) {
     group.bench_function("d_wt", |b| {
         b.iter(|| gemm_nt(false, &mut out_mk, black_box(&d), &w, m, n, k))
     });
+    // What running `δ Wᵀ` on the small kernel costs first: W's transpose
+    // (`δ · Wᵀ` itself then runs as `x_w` does).
+    let mut wt = vec![0f32; k * n];
+    group.bench_function("transpose_w", |b| {
+        b.iter(|| theta_kernels::gemm::transpose(black_box(&w), k, n, &mut wt))
+    });
     group.finish();
 }

@@ -6,7 +6,8 @@
 //! good part of its time packing and dispatching. The small kernel packs
 //! nothing. It keeps a block of output packs in registers (with AVX-512, 5
 //! rows × 3 packs = 15 accumulators for 40 columns, the last pack
-//! overlapping, see below; with AVX2, 2 rows × 5 packs of 8 lanes) and
+//! overlapping, see below, or 5 rows × 5 packs of 8 lanes on a CPU whose
+//! FMA units are 256 bits wide; with AVX2, 2 rows × 5 packs of 8 lanes) and
 //! streams the reduction: at each step p, one load per pack of B's row p, one
 //! broadcast per row of A, straight from memory (a load: a register
 //! broadcast is a shuffle, on the port Intel's second FMA unit shares; 24%
@@ -76,28 +77,63 @@ pub const SMALL_MAX: usize = 128;
 /// panels win (500 × 40 × 40: 5% faster on faer).
 pub const SMALL_ROWS: usize = 32;
 
-/// The register blocks of the small kernel, for the build's SIMD level: a
-/// block is at most [`MR`] output rows × [`NV`] packs of [`SmallPack`]. With
-/// AVX-512 (32 registers of 16 f32 lanes), 5 × 3 packs = 15 accumulators
-/// measured best for 40 columns (6 or 8 rows spilled registers). Without it
-/// there are 16 registers of 8 lanes, and the blocks are of narrow packs: 2
-/// rows × 5 packs (10 accumulators and B's row p in the other registers;
-/// 40 columns exactly) measured best on AMD Zen 3: MAML's meta-step 14%
-/// faster than with 3 × 5, 8% than 4 × 3, 25% than 1 × 5, and 1.5× as fast
-/// as with 5 × 3 wide packs (whose 30 register halves spilled).
+/// The register blocks of the small kernel, for the build's SIMD level and
+/// the CPU's FMA units: a block is at most `mr` output rows × `nv` packs.
+///
+/// With AVX-512 (32 registers of 16 f32 lanes), 5 rows × 3 packs = 15
+/// accumulators measured best for 40 columns (6 or 8 rows spilled
+/// registers). 40 columns are then 48 lanes of work, and that is free only
+/// where the FMA units are 512 bits wide. AMD's Zen 4 runs AVX-512 on
+/// 256-bit units (a 512-bit FMA takes both for a cycle), where five 256-bit
+/// packs cover 40 columns exactly: 1,000 cycles of FMAs for 10 × 40 × 40
+/// instead of 1,200. There, blocks of 5 rows × 5 narrow packs (25
+/// accumulators, five packs of B's row p and a broadcast: 31 of the 32
+/// registers) made whole meta-steps 2.5–5.7% faster (MAML, first-order
+/// MAML, Reptile, Gauss-Newton iMAML; in-process runs, best of five
+/// alternated, 2026-12-04), so the kernel asks the CPU once
+/// ([`half_width_fma`]) and takes those blocks there.
+///
+/// Without AVX-512 there are 16 registers of 8 lanes, and the blocks are of
+/// narrow packs: 2 rows × 5 packs (10 accumulators and B's row p in the
+/// other registers; 40 columns exactly) measured best on AMD Zen 3: MAML's
+/// meta-step 14% faster than with 3 × 5, 8% than 4 × 3, 25% than 1 × 5,
+/// and 1.5× as fast as with 5 × 3 wide packs (whose 30 register halves
+/// spilled).
+///
+/// Every blocking computes each output as the same sum in the same order,
+/// so the choice changes the time, never the bits.
 #[cfg(target_feature = "avx512f")]
 mod blocking {
-    pub(super) type SmallPack<T> = <T as crate::real::Real>::Pack;
-    pub(super) const NV: usize = 4;
-    pub(super) const MR: usize = 5;
+    pub(super) const WIDE: (usize, usize) = (5, 4);
+    pub(super) const NARROW: (usize, usize) = (5, 5);
 }
 #[cfg(not(target_feature = "avx512f"))]
 mod blocking {
-    pub(super) type SmallPack<T> = <T as crate::real::Real>::Narrow;
-    pub(super) const NV: usize = 5;
-    pub(super) const MR: usize = 2;
+    pub(super) const NARROW: (usize, usize) = (2, 5);
 }
-use blocking::{MR, NV, SmallPack};
+
+/// True when this CPU runs AVX-512 on 256-bit FMA units (AMD's Zen 4,
+/// family 19h; Zen 3, the same family, has no AVX-512), where the small
+/// kernel's blocks are of 256-bit packs (see `blocking`). Asked once, of
+/// `cpuid`; false without AVX-512 in the build, where the blocks are narrow
+/// anyway.
+pub fn half_width_fma() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    {
+        static HALF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HALF.get_or_init(|| {
+            use std::arch::x86_64::__cpuid;
+            let vendor = __cpuid(0);
+            let amd =
+                (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
+            let eax = __cpuid(1).eax;
+            let family = ((eax >> 8) & 0xf) + ((eax >> 20) & 0xff);
+            amd && family == 0x19
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    false
+}
 
 fn view<T: Real>(s: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
     MatRef::from_row_major_slice(&s[..rows * cols], rows, cols)
@@ -486,7 +522,27 @@ fn small<T: Real, const AT: bool, const N: usize>(
     k: usize,
     n: usize,
 ) {
-    let lanes = SmallPack::<T>::LANES;
+    #[cfg(target_feature = "avx512f")]
+    if !half_width_fma() {
+        let (mr, nv) = blocking::WIDE;
+        return blocked::<T, T::Pack, AT, N>(epilogue, out, terms, (lda, mr, nv), m, k, n);
+    }
+    let (mr, nv) = blocking::NARROW;
+    blocked::<T, T::Narrow, AT, N>(epilogue, out, terms, (lda, mr, nv), m, k, n)
+}
+
+/// [`small`] in blocks of at most `mr` rows × `nv` packs `P`.
+#[allow(clippy::too_many_arguments)]
+fn blocked<T: Real, P: Pack<T>, const AT: bool, const N: usize>(
+    epilogue: Epilogue<'_, T>,
+    out: &mut [T],
+    terms: [(&[T], &[T]); N],
+    (lda, mr, nv): (usize, usize, usize),
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let lanes = P::LANES;
     debug_assert!(n >= lanes, "the small kernel needs a whole pack of columns");
     // Pack g covers the columns from `start(g)`: whole packs, and a partial
     // last one taken over the row's last `lanes` columns, so every load and
@@ -496,7 +552,7 @@ fn small<T: Real, const AT: bool, const N: usize>(
     let overlaps = !n.is_multiple_of(lanes);
     let mut v0 = 0;
     while v0 < packs {
-        let mut count = (packs - v0).min(NV);
+        let mut count = (packs - v0).min(nv);
         // The overlapping last pack shares a block with the pack it overlaps:
         // a block reads all of a row's old values before it stores any, so
         // the shared columns are added to once (4 + 1 packs become 3 + 2).
@@ -505,7 +561,7 @@ fn small<T: Real, const AT: bool, const N: usize>(
         }
         let s0 = start(v0);
         // Blocks of nearly equal height: 10 rows are two blocks of 5, not 8 + 2.
-        let blocks = m.div_ceil(MR);
+        let blocks = m.div_ceil(mr);
         let mut i0 = 0;
         for block_index in 0..blocks {
             let rows = (m - i0).div_ceil(blocks - block_index);
@@ -521,12 +577,12 @@ fn small<T: Real, const AT: bool, const N: usize>(
                 (@rows [$($r:literal),*] $vs:tt) => {
                     match rows {
                         $($r => run!(@packs $r $vs),)*
-                        _ => unreachable!("row blocks hold 1..=MR rows"),
+                        _ => unreachable!("row blocks hold 1..=mr rows"),
                     }
                 };
                 (@packs $r:literal [$($v:literal),*]) => {
                     match count {
-                        $($v => block::<T, AT, $r, $v, N>(
+                        $($v => block::<T, P, AT, $r, $v, N>(
                             epilogue.at_column(s0),
                             out,
                             &block_terms,
@@ -534,12 +590,12 @@ fn small<T: Real, const AT: bool, const N: usize>(
                             k,
                             std::array::from_fn(|v| start(v0 + v) - s0),
                         ),)*
-                        _ => unreachable!("column blocks hold 1..=NV packs"),
+                        _ => unreachable!("column blocks hold 1..=nv packs"),
                     }
                 };
             }
             #[cfg(target_feature = "avx512f")]
-            run!(1, 2, 3, 4, 5; 1, 2, 3, 4);
+            run!(1, 2, 3, 4, 5; 1, 2, 3, 4, 5);
             #[cfg(not(target_feature = "avx512f"))]
             run!(1, 2; 1, 2, 3, 4, 5);
             i0 += rows;
@@ -553,7 +609,7 @@ fn small<T: Real, const AT: bool, const N: usize>(
 /// `a` and `b` of each term start at the block's first row and column; `ld`
 /// is (A's, B's and out's) leading dimension.
 #[inline(always)]
-fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize>(
+fn block<T: Real, P: Pack<T>, const AT: bool, const R: usize, const V: usize, const N: usize>(
     epilogue: Epilogue<'_, T>,
     out: &mut [T],
     terms: &[(&[T], &[T]); N],
@@ -561,9 +617,9 @@ fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize
     k: usize,
     offsets: [usize; V],
 ) {
-    let lanes = SmallPack::<T>::LANES;
+    let lanes = P::LANES;
     let span = offsets[V - 1] + lanes;
-    let zero = SmallPack::<T>::splat(T::ZERO);
+    let zero = P::splat(T::ZERO);
     let mut acc = [[zero; V]; R];
     for &(a, b) in terms {
         // A's rows as slices of exactly k values, so indexing by p < k needs
@@ -577,12 +633,11 @@ fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize
         }
         for p in 0..k {
             let bp = &b[p * ld..][..span];
-            let bv: [SmallPack<T>; V] =
-                std::array::from_fn(|v| SmallPack::<T>::load(&bp[offsets[v]..]));
+            let bv: [P; V] = std::array::from_fn(|v| P::load(&bp[offsets[v]..]));
             let column = if AT { &a[p * lda..][..R] } else { &a[..0] };
             for r in 0..R {
                 // Broadcast straight from memory (a load, not a shuffle).
-                let x = SmallPack::<T>::splat(if AT { column[r] } else { a_rows[r][p] });
+                let x = P::splat(if AT { column[r] } else { a_rows[r][p] });
                 for v in 0..V {
                     acc[r][v] = x.mul_add(bv[v], acc[r][v]);
                 }
@@ -596,7 +651,7 @@ fn block<T: Real, const AT: bool, const R: usize, const V: usize, const N: usize
         let row = &mut out[r * ld..][..span];
         let mut value = *acc;
         for v in 0..V {
-            let old = || SmallPack::<T>::load(&row[offsets[v]..]);
+            let old = || P::load(&row[offsets[v]..]);
             value[v] = epilogue.apply(value[v], offsets[v], old);
         }
         for v in 0..V {
@@ -625,5 +680,98 @@ pub fn gemm_ref<T: Real>(
             }
             out[i * n + j] = if accumulate { out[i * n + j] + s } else { s };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every blocking of the small kernel, whichever this CPU takes: the
+    //! same bits (the choice is the CPU's, so a blocking it does not take
+    //! must still agree with the one it does), and near the scalar reference.
+    use super::*;
+
+    /// One blocking of the small kernel, on two terms.
+    type Run<T> = fn(Epilogue<'_, T>, &mut [T], [(&[T], &[T]); 2], usize, usize, usize, usize);
+
+    /// The most rows a block may have in this build (the arms of `small`).
+    const ROWS: usize = if cfg!(target_feature = "avx512f") { 5 } else { 2 };
+
+    fn blockings<T: Real, const AT: bool>() -> Vec<(&'static str, Run<T>)> {
+        vec![
+            ("16-lane packs, 4 a block", |e, o, t, lda, m, k, n| {
+                blocked::<T, T::Pack, AT, 2>(e, o, t, (lda, ROWS, 4), m, k, n)
+            }),
+            ("8-lane packs, 5 a block", |e, o, t, lda, m, k, n| {
+                blocked::<T, T::Narrow, AT, 2>(e, o, t, (lda, ROWS, 5), m, k, n)
+            }),
+            ("8-lane packs, 2 × 5", |e, o, t, lda, m, k, n| {
+                blocked::<T, T::Narrow, AT, 2>(e, o, t, (lda, 2, 5), m, k, n)
+            }),
+            ("8-lane packs, 1 × 3", |e, o, t, lda, m, k, n| {
+                blocked::<T, T::Narrow, AT, 2>(e, o, t, (lda, 1, 3), m, k, n)
+            }),
+        ]
+    }
+
+    fn values<T: Real>(seed: u64, n: usize) -> Vec<T> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                T::from_f64(2.0 * ((s >> 11) as f64 / (1u64 << 53) as f64) - 1.0)
+            })
+            .collect()
+    }
+
+    fn all_blockings_agree<T: Real, const AT: bool>() {
+        for (m, k, n) in [(1, 3, 16), (10, 40, 40), (7, 33, 45), (12, 5, 24), (5, 64, 100)] {
+            // Two terms; A is m × k, or k-major when read transposed (AT).
+            let (a1, a2) = (values::<T>(1, m * k), values::<T>(2, m * k));
+            let (b1, b2) = (values::<T>(3, k * n), values::<T>(4, k * n));
+            let (old, bias) = (values::<T>(5, m * n), values::<T>(6, n));
+            let lda = if AT { m } else { k };
+            let epilogues = [
+                Epilogue::Replace,
+                Epilogue::Accumulate,
+                Epilogue::Bias { bias: &bias, relu: true },
+                Epilogue::Bias { bias: &bias, relu: false },
+            ];
+            for (e, epilogue) in epilogues.into_iter().enumerate() {
+                let mut first: Option<Vec<T>> = None;
+                for (name, run) in blockings::<T, AT>() {
+                    let mut out = old.clone();
+                    run(epilogue, &mut out, [(&a1, &b1), (&a2, &b2)], lda, m, k, n);
+                    match &first {
+                        None => first = Some(out),
+                        Some(f) => assert!(
+                            f.iter()
+                                .zip(&out)
+                                .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits()),
+                            "{name} differs at {m} × {k} × {n}, epilogue {e}, AT = {AT}"
+                        ),
+                    }
+                }
+                // Near the scalar sum of both terms (the plain product check).
+                let (mut r1, mut r2) = (vec![T::ZERO; m * n], vec![T::ZERO; m * n]);
+                let a_strides = if AT { (1, m) } else { (k, 1) };
+                gemm_ref(false, &mut r1, (&a1, a_strides.0, a_strides.1), (&b1, n, 1), m, k, n);
+                gemm_ref(false, &mut r2, (&a2, a_strides.0, a_strides.1), (&b2, n, 1), m, k, n);
+                if e == 0 {
+                    let out = first.expect("the blockings ran");
+                    for (i, (&o, (&x, &y))) in out.iter().zip(r1.iter().zip(&r2)).enumerate() {
+                        let err = (o - (x + y)).to_f64().abs();
+                        assert!(err <= 1e-4 * (2 * k) as f64, "{i}: {o} against {}", x + y);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_blocking_gives_the_same_bits() {
+        all_blockings_agree::<f32, false>();
+        all_blockings_agree::<f32, true>();
+        all_blockings_agree::<f64, false>();
+        all_blockings_agree::<f64, true>();
     }
 }

@@ -7,7 +7,8 @@
 //! pack is one register; with AVX2, `wide` runs the same code on two 256-bit
 //! halves. [`simd_level`] says which. The 256-bit [`Real::Narrow`] packs
 //! (`f32x8`, `f64x4`) are the register-blocked product's unit without
-//! AVX-512.
+//! AVX-512, and with it on CPUs whose FMA units are 256 bits wide
+//! ([`crate::gemm::half_width_fma`]).
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
@@ -41,7 +42,8 @@ pub trait Real:
     /// The 512-bit SIMD pack of this scalar.
     type Pack: Pack<Self>;
     /// The 256-bit pack: the register-blocked product's unit on a build
-    /// without AVX-512, where a 512-bit pack is two of the 16 registers.
+    /// without AVX-512, where a 512-bit pack is two of the 16 registers, and
+    /// on a CPU that runs AVX-512 on 256-bit FMA units.
     type Narrow: Pack<Self>;
     /// `"f32"` or `"f64"`.
     const NAME: &'static str;
@@ -262,10 +264,17 @@ impl_pack!(f64, f64x4, 4);
 /// `wide` chooses at compile time from the enabled target features; this
 /// workspace builds for the CPU that compiles it (`target-cpu=native` in
 /// `.cargo/config.toml`): AVX-512 where the CPU has it, AVX2 otherwise.
+/// With AVX-512 it also says when the small products run in 256-bit packs,
+/// which the kernels choose at run time for the CPU's FMA units.
 /// Benchmarks print this so that every number says what it was measured with.
 pub fn simd_level() -> &'static str {
     if cfg!(target_feature = "avx512f") {
-        "avx512f: f32x16 / f64x8 in one 512-bit register"
+        if crate::gemm::half_width_fma() {
+            "avx512f: f32x16 / f64x8 in one 512-bit register; small products in 256-bit packs \
+             (this CPU's FMA units are 256 bits wide)"
+        } else {
+            "avx512f: f32x16 / f64x8 in one 512-bit register"
+        }
     } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
         "avx2+fma: f32x16 / f64x8 as two 256-bit registers"
     } else if cfg!(target_feature = "sse2") {

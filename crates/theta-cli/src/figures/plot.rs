@@ -53,7 +53,7 @@ pub(crate) fn save(fig: &impl Figure, dir: &Path, name: &str) -> Result<[PathBuf
     }
     write_atomic(&svg_path, svg.as_bytes())?;
     let png_path = dir.join(format!("{name}.png"));
-    let tmp = dir.join(format!(".{name}.{}.png", std::process::id()));
+    let tmp = theta_core::fs::temporary_path(&png_path, "png");
     {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
         area.fill(&WHITE).map_err(err)?;
