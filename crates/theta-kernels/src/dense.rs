@@ -25,7 +25,10 @@ use crate::activation::{
     Activation, backward_tangent, bias_activation, column_sums, mul_activation_derivative,
     tangent_bias_activation,
 };
-use crate::gemm::{gemm, gemm_bias_relu, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum, is_small};
+use crate::gemm::{
+    gemm, gemm_bias_relu, gemm_nt, gemm_nt_times_derivative, gemm_sum, gemm_tn, gemm_tn_sum,
+    is_small, weight_and_bias_gradients,
+};
 use crate::real::Real;
 
 /// The shape and activation of one dense layer.
@@ -66,10 +69,15 @@ impl Dense {
         }
     }
 
-    /// Backward: turns `delta` from δh into δz in place, writes `(∂W, ∂b)`
-    /// when `grad` is given (a pass that only caches the δ chain needs none),
-    /// and `δx = δz Wᵀ` into `delta_in` when given (not needed for layer 1),
-    /// from `wt` = Wᵀ when the caller made it (see [`Dense::transposes`]).
+    /// Backward: turns `delta` from δh into δz in place (unless
+    /// `delta_is_dz`: the layer above handed δz down already), writes
+    /// `(∂W, ∂b)` when `grad` is given (a pass that only caches the δ chain
+    /// needs none), and `δx = δz Wᵀ` into `delta_in` when given (not needed
+    /// for layer 1), from `wt` = Wᵀ when the caller made it (see
+    /// [`Dense::transposes`]). With `below`, the activation of the layer
+    /// below (whose outputs are this layer's input `x`), `delta_in`
+    /// receives that layer's δz = δx ⊙ σ'(x) instead, for its pass with
+    /// `delta_is_dz` (one sweep fewer where `δz Wᵀ` is an outer product).
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Real>(
         &self,
@@ -79,18 +87,30 @@ impl Dense {
         wt: Option<&[T]>,
         h: &[T],
         delta: &mut [T],
+        delta_is_dz: bool,
         grad: Option<(&mut [T], &mut [T])>,
         delta_in: Option<&mut [T]>,
+        below: Option<Activation>,
     ) {
         let (i, o) = (self.fan_in, self.fan_out);
         let n = rows * o;
-        mul_activation_derivative(self.activation, &h[..n], &mut delta[..n]);
-        if let Some((grad_w, grad_b)) = grad {
-            gemm_tn(false, grad_w, x, delta, rows, i, o);
-            column_sums(&delta[..n], grad_b);
+        if !delta_is_dz {
+            mul_activation_derivative(self.activation, &h[..n], &mut delta[..n]);
         }
-        if let Some(delta_in) = delta_in {
-            times_w_transposed(false, delta_in, delta, (w, wt), rows, o, i);
+        if let Some((grad_w, grad_b)) = grad {
+            weight_and_bias_gradients(grad_w, grad_b, x, delta, rows, i, o);
+        }
+        match (delta_in, below) {
+            (Some(delta_in), Some(act)) if wt.is_none() => {
+                gemm_nt_times_derivative(act, x, delta_in, delta, w, rows, o, i);
+            }
+            (Some(delta_in), below) => {
+                times_w_transposed(false, delta_in, delta, (w, wt), rows, o, i);
+                if let Some(act) = below {
+                    mul_activation_derivative(act, &x[..rows * i], &mut delta_in[..rows * i]);
+                }
+            }
+            (None, _) => {}
         }
     }
 
@@ -165,8 +185,7 @@ impl Dense {
         let n = rows * o;
         backward_tangent(self.activation, &h[..n], &rz[..n], &mut delta[..n], &mut r_delta[..n]);
         if let Some((grad_w, grad_b)) = grad {
-            gemm_tn(false, grad_w, x, delta, rows, i, o);
-            column_sums(&delta[..n], grad_b);
+            weight_and_bias_gradients(grad_w, grad_b, x, delta, rows, i, o);
         }
         match rx {
             Some(rx) => gemm_tn_sum(false, hv_w, (x, r_delta), (rx, delta), rows, i, o),

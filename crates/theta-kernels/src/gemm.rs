@@ -66,7 +66,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use crate::activation::{Activation, bias_activation};
+use crate::activation::{Activation, ActivationKernel, bias_activation, mul_activation_derivative};
 use crate::real::{Pack, Real};
 
 /// Widths (`k` and `n`) up to which `gemm` runs the register-blocked
@@ -365,6 +365,63 @@ pub fn gemm_nt<T: Real>(
     }
 }
 
+/// `out (m × k) ← (a · bᵀ) ⊙ σ'` for `a` of `m × n` and `b` of `k × n`, σ'
+/// taken from the activation's outputs `h` (`m × k`): a backward pass's
+/// `δz Wᵀ` carried on through the activation of the layer below, δz of that
+/// layer. With one column (n = 1, `δz Wᵀ` of a one-wide layer such as the
+/// sinusoid's output) it is an outer product whose store multiplies by σ',
+/// one sweep over the output fewer (the pretrained baseline's 500 × 40 is
+/// an L2-bound sweep); otherwise the product, then the sweep. The bits are
+/// the same either way: one rounded product, then one multiplication by σ'.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nt_times_derivative<T: Real>(
+    act: Activation,
+    h: &[T],
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    let (out, h) = (&mut out[..m * k], &h[..m * k]);
+    if n == 1 && k > 0 {
+        let (a, b) = (&a[..m], &b[..k]);
+        crate::activation::dispatch!(act, K => outer_times_derivative::<T, K>(h, out, a, b));
+    } else {
+        gemm_nt(false, out, a, b, m, n, k);
+        mul_activation_derivative(act, h, out);
+    }
+}
+
+/// `out ← (a ⊗ b) ⊙ σ'(h)`, row by row; a partial last pack over the row's
+/// last whole pack's span (see [`outer`]).
+#[inline(always)]
+fn outer_times_derivative<T: Real, K: ActivationKernel>(h: &[T], out: &mut [T], a: &[T], b: &[T]) {
+    let (lanes, n) = (T::Pack::LANES, b.len());
+    let rows = out.chunks_exact_mut(n).zip(h.chunks_exact(n)).zip(a);
+    if n < lanes {
+        for ((row, h_row), &x) in rows {
+            for ((o, &y), &h) in row.iter_mut().zip(b).zip(h_row) {
+                *o = K::times_d_scalar(h, x * y);
+            }
+        }
+        return;
+    }
+    let (whole, last) = (n - n % lanes, n - lanes);
+    let b_last = T::Pack::load(&b[last..]);
+    for ((row, h_row), &x) in rows {
+        let xs = T::Pack::splat(x);
+        for j in (0..whole).step_by(lanes) {
+            let v = K::times_d::<T>(T::Pack::load(&h_row[j..]), xs * T::Pack::load(&b[j..]));
+            v.store(&mut row[j..]);
+        }
+        if whole < n {
+            K::times_d::<T>(T::Pack::load(&h_row[last..]), xs * b_last).store(&mut row[last..]);
+        }
+    }
+}
+
 /// `wt (cols × rows) ← wᵀ` for `w` of `rows × cols`, both row-major: in
 /// square tiles of [`Real::TILE`] transposed in registers (edge tiles overlap
 /// the tiles before them and write the same values again), or value by value
@@ -433,37 +490,184 @@ fn outer<T: Real>(epilogue: Epilogue<'_, T>, out: &mut [T], a: &[T], b: &[T]) {
 /// `xᵀ δ` when either side has one column. Each output is a fused sum over
 /// p in order; a last partial pack is computed over the last whole pack's
 /// span, so the columns it shares with the previous pack get the same bits.
+/// Up to four packs are summed at once, as independent chains: one chain
+/// per pack was bound by the multiply-add's latency (the pretrained step's
+/// 500-row sums, 3 packs for 40 columns).
 fn weighted_row_sum<T: Real>(accumulate: bool, out: &mut [T], w: &[T], rows: &[T]) {
+    weighted_row_sum_and(accumulate, out, w, rows, Sums::None);
+}
+
+/// Plain sums that a [`weighted_row_sum`] computes along, in the same pass:
+/// the bias gradient beside the weight gradient.
+enum Sums<'a, T> {
+    /// None.
+    None,
+    /// `Σ_p rows[p, ·]` (n values): `∂b = Σ δ` when `rows` is δ.
+    OfRows(&'a mut [T]),
+    /// `Σ_p w[p]`: `∂b = Σ δ` when `w` is δ (a one-wide layer).
+    OfWeights(&'a mut T),
+}
+
+/// [`weighted_row_sum`], and the sums `sums` asks for, each summed from zero
+/// in order as [`column_sums`](crate::activation::column_sums) sums them
+/// (the same bits), in independent chains beside the weighted ones.
+fn weighted_row_sum_and<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    w: &[T],
+    rows: &[T],
+    sums: Sums<'_, T>,
+) {
     let (lanes, n) = (T::Pack::LANES, out.len());
-    let column_pack = |j: usize| {
-        let mut s = T::Pack::splat(T::ZERO);
-        for (&x, row) in w.iter().zip(rows.chunks_exact(n)) {
-            s = T::Pack::splat(x).mul_add(T::Pack::load(&row[j..]), s);
-        }
-        s
-    };
     if n < lanes {
+        let (mut of_rows, mut of_weights) = (None, None);
+        match sums {
+            Sums::None => {}
+            Sums::OfRows(s) => of_rows = Some(&mut s[..n]),
+            Sums::OfWeights(s) => of_weights = Some(s),
+        }
         for (j, o) in out.iter_mut().enumerate() {
-            let mut s = T::ZERO;
+            let (mut s, mut b) = (T::ZERO, T::ZERO);
             for (&x, row) in w.iter().zip(rows.chunks_exact(n)) {
                 s += x * row[j];
+                b += row[j];
             }
             *o = if accumulate { *o + s } else { s };
+            if let Some(of_rows) = of_rows.as_deref_mut() {
+                of_rows[j] = b;
+            }
+        }
+        if let Some(total) = of_weights {
+            *total = w.iter().fold(T::ZERO, |s, &x| s + x);
         }
         return;
     }
-    let whole = n - n % lanes;
-    for j in (0..whole).step_by(lanes) {
-        let s = column_pack(j);
-        let s = if accumulate { T::Pack::load(&out[j..]) + s } else { s };
-        s.store(&mut out[j..]);
+    let packs = n.div_ceil(lanes);
+    let mut v0 = 0;
+    let (mut of_rows, mut of_weights) = (None, None);
+    match sums {
+        Sums::None => {}
+        Sums::OfRows(s) => of_rows = Some(&mut s[..n]),
+        Sums::OfWeights(s) => of_weights = Some(s),
     }
-    if whole < n {
-        let (j, done) = (n - lanes, lanes - n % lanes);
-        let s = column_pack(j);
-        let old = T::Pack::load(&out[j..]);
-        let s = if accumulate { old.blend_first(done, old + s) } else { s };
+    while v0 < packs {
+        let count = (packs - v0).min(4);
+        // The sum of the weights goes along with the first group.
+        let total = if v0 == 0 { of_weights.take() } else { None };
+        macro_rules! group {
+            ($v:literal) => {
+                match (of_rows.as_deref_mut(), total) {
+                    (None, None) => weighted_pack_sums::<T, $v, false>(
+                        accumulate,
+                        out,
+                        w,
+                        rows,
+                        v0,
+                        &mut [],
+                        None,
+                    ),
+                    (Some(s), None) => {
+                        weighted_pack_sums::<T, $v, true>(accumulate, out, w, rows, v0, s, None)
+                    }
+                    (_, Some(t)) => weighted_pack_sums::<T, $v, false>(
+                        accumulate,
+                        out,
+                        w,
+                        rows,
+                        v0,
+                        &mut [],
+                        Some(t),
+                    ),
+                }
+            };
+        }
+        match count {
+            1 => group!(1),
+            2 => group!(2),
+            3 => group!(3),
+            _ => group!(4),
+        }
+        v0 += count;
+    }
+}
+
+/// [`weighted_row_sum_and`] of packs `v0..v0 + V` at once, with the rows'
+/// column sums of those packs into `of_rows` when `ROWS`, and `Σ w` into
+/// `of_weights` when given. Stored in order, so a partial last pack (always
+/// the last of all) finds the pack it overlaps already stored, and keeps
+/// that pack's lanes when accumulating.
+#[inline(always)]
+fn weighted_pack_sums<T: Real, const V: usize, const ROWS: bool>(
+    accumulate: bool,
+    out: &mut [T],
+    w: &[T],
+    rows: &[T],
+    v0: usize,
+    of_rows: &mut [T],
+    of_weights: Option<&mut T>,
+) {
+    let (lanes, n) = (T::Pack::LANES, out.len());
+    let starts: [usize; V] = std::array::from_fn(|v| ((v0 + v) * lanes).min(n - lanes));
+    let zero = T::Pack::splat(T::ZERO);
+    let (mut acc, mut sum) = ([zero; V], [zero; V]);
+    let mut total = T::ZERO;
+    for (&x, row) in w.iter().zip(rows.chunks_exact(n)) {
+        if of_weights.is_some() {
+            total += x;
+        }
+        let xs = T::Pack::splat(x);
+        for v in 0..V {
+            let r = T::Pack::load(&row[starts[v]..]);
+            acc[v] = xs.mul_add(r, acc[v]);
+            if ROWS {
+                sum[v] = sum[v] + r;
+            }
+        }
+    }
+    if let Some(t) = of_weights {
+        *t = total;
+    }
+    for v in 0..V {
+        let (j, s) = (starts[v], acc[v]);
+        let s = match (accumulate, (v0 + v + 1) * lanes > n) {
+            (false, _) => s,
+            (true, false) => T::Pack::load(&out[j..]) + s,
+            (true, true) => {
+                let old = T::Pack::load(&out[j..]);
+                old.blend_first(lanes - n % lanes, old + s)
+            }
+        };
         s.store(&mut out[j..]);
+        if ROWS {
+            sum[v].store(&mut of_rows[j..]);
+        }
+    }
+}
+
+/// A dense layer's weight and bias gradients, `grad_w (k × n) ← aᵀ δ` and
+/// `grad_b (n) ← Σ_rows δ`, for `a` of `m × k` and δ of `m × n`: [`gemm_tn`]
+/// and [`column_sums`](crate::activation::column_sums), with the same bits.
+/// Where a side has one column (the sinusoid's input and output layers),
+/// both reductions run in one pass over δ, beside each other.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_and_bias_gradients<T: Real>(
+    grad_w: &mut [T],
+    grad_b: &mut [T],
+    a: &[T],
+    delta: &[T],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let (grad_w, grad_b, a, delta) =
+        (&mut grad_w[..k * n], &mut grad_b[..n], &a[..m * k], &delta[..m * n]);
+    if m > 0 && k == 1 {
+        weighted_row_sum_and(false, grad_w, a, delta, Sums::OfRows(grad_b));
+    } else if m > 0 && n == 1 {
+        weighted_row_sum_and(false, grad_w, delta, a, Sums::OfWeights(&mut grad_b[0]));
+    } else {
+        gemm_tn(false, grad_w, a, delta, m, k, n);
+        crate::activation::column_sums(delta, grad_b);
     }
 }
 

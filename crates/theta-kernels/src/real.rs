@@ -49,6 +49,8 @@ pub trait Real:
     const NAME: &'static str;
     /// Machine epsilon.
     const EPSILON: Self;
+    /// The smallest positive normal number.
+    const MIN_POSITIVE: Self;
     /// 0.
     const ZERO: Self;
     /// 1.
@@ -112,6 +114,9 @@ pub trait Pack<T>:
     fn exp_m1(self) -> Self;
     /// Lane-wise absolute value.
     fn abs(self) -> Self;
+    /// Lane-wise: 0 where `|self|` is below the smallest normal number
+    /// (subnormal values), `self` elsewhere.
+    fn flush_subnormal(self) -> Self;
     /// Lane-wise square root (correctly rounded, as the scalar one).
     fn sqrt(self) -> Self;
     /// Lane-wise `|self|` with the sign of `sign`.
@@ -128,6 +133,7 @@ macro_rules! impl_real {
             type Narrow = wide::$narrow;
             const NAME: &'static str = stringify!($t);
             const EPSILON: Self = $t::EPSILON;
+            const MIN_POSITIVE: Self = $t::MIN_POSITIVE;
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             #[inline(always)]
@@ -231,6 +237,11 @@ macro_rules! impl_pack {
             #[inline(always)]
             fn abs(self) -> Self {
                 wide::$pack::abs(self)
+            }
+            #[inline(always)]
+            fn flush_subnormal(self) -> Self {
+                let tiny = self.abs().simd_lt(wide::$pack::splat($t::MIN_POSITIVE));
+                tiny.select(wide::$pack::ZERO, self)
             }
             #[inline(always)]
             fn sqrt(self) -> Self {

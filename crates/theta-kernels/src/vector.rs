@@ -165,6 +165,16 @@ pub struct AdamStep<T> {
 /// same operations in the same order as [`adam_update_ref`] (no fused
 /// multiply-adds), so the two agree bit for bit.
 ///
+/// A moment whose magnitude falls below the smallest normal number is
+/// stored as 0 (flushed). The first moment of a parameter whose gradient has
+/// stopped (a dead ReLU unit's) decays by β₁ per step into the subnormal
+/// range, and on Intel cores every operation that reads or makes a
+/// subnormal takes a microcode assist of about a hundred cycles: after a
+/// thousand meta-steps of the sinusoid workload 180 of the 1,761 first
+/// moments were subnormal, and Adam took 8% of first-order MAML's step
+/// (2026-12-05, Xeon with AVX-512). The update such a moment would make,
+/// below 10⁻³⁸ · lr / ε, moves no f32 parameter of magnitude above 10⁻³⁰.
+///
 /// # Panics
 /// If the four vectors differ in length.
 pub fn adam_update<T: Real>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], c: AdamStep<T>) {
@@ -178,8 +188,8 @@ pub fn adam_update<T: Real>(theta: &mut [T], grad: &[T], m: &mut [T], v: &mut [T
     let mut i = 0;
     while i + lanes <= n {
         let g = T::Pack::load(&grad[i..]);
-        let mi = b1 * T::Pack::load(&m[i..]) + ob1 * g;
-        let vi = b2 * T::Pack::load(&v[i..]) + ob2 * g * g;
+        let mi = (b1 * T::Pack::load(&m[i..]) + ob1 * g).flush_subnormal();
+        let vi = (b2 * T::Pack::load(&v[i..]) + ob2 * g * g).flush_subnormal();
         mi.store(&mut m[i..]);
         vi.store(&mut v[i..]);
         let t = T::Pack::load(&theta[i..]) - step * mi / ((vi * inv_c2).sqrt() + eps);
@@ -199,12 +209,17 @@ pub fn adam_update_ref<T: Real>(
 ) {
     for i in 0..theta.len() {
         let g = grad[i];
-        let mi = c.beta1 * m[i] + c.one_minus_beta1 * g;
-        let vi = c.beta2 * v[i] + c.one_minus_beta2 * g * g;
+        let mi = flush_subnormal(c.beta1 * m[i] + c.one_minus_beta1 * g);
+        let vi = flush_subnormal(c.beta2 * v[i] + c.one_minus_beta2 * g * g);
         m[i] = mi;
         v[i] = vi;
         theta[i] -= c.step * mi / ((vi * c.inv_correction2).sqrt() + c.eps);
     }
+}
+
+/// 0 for a subnormal `x`, else `x` (see [`adam_update`]).
+fn flush_subnormal<T: Real>(x: T) -> T {
+    if x.abs() < T::MIN_POSITIVE { T::ZERO } else { x }
 }
 
 /// `x ← sin(x)` for each value, eight at a time: wide's vectorised sine

@@ -5,10 +5,12 @@
 //! with and without accumulation. Values after the output are sentinels
 //! that must survive.
 
-use theta_kernels::activation::{Activation, bias_activation};
+use theta_kernels::activation::{
+    Activation, bias_activation, column_sums, mul_activation_derivative,
+};
 use theta_kernels::gemm::{
-    gemm, gemm_bias_relu, gemm_nt, gemm_ref, gemm_sum, gemm_tn, gemm_tn_sum, is_small, is_small_tn,
-    transpose,
+    gemm, gemm_bias_relu, gemm_nt, gemm_nt_times_derivative, gemm_ref, gemm_sum, gemm_tn,
+    gemm_tn_sum, is_small, is_small_tn, transpose, weight_and_bias_gradients,
 };
 use theta_kernels::{Dense, Real};
 
@@ -102,6 +104,9 @@ fn products<T: Real>() {
         (33, 17, 1),
         (10, 40, 3),
         (3, 5, 7),
+        // weighted row sums of more than one group of four packs
+        (9, 1, 100),
+        (6, 90, 1),
         // reductions over at most 32 rows with tall outputs (xᵀ δ in place)
         (10, 100, 40),
         (32, 128, 17),
@@ -246,6 +251,72 @@ fn fused_forward_is_product_then_sweep_f32() {
 #[test]
 fn fused_forward_is_product_then_sweep_f64() {
     fused_forward_is_product_then_sweep::<f64>();
+}
+
+/// The backward pass's fused products are the unfused sequences, bit for
+/// bit: `weight_and_bias_gradients` is `gemm_tn` then `column_sums` (one pass
+/// where a side has one column), and `gemm_nt_times_derivative` is `gemm_nt`
+/// then the σ' sweep (an outer product with σ' in its store where W has one
+/// column), for every activation, on one-column, one-term, partial-pack,
+/// many-pack (more than a group of four) and tall shapes, with no write past
+/// the outputs.
+fn fused_backward_is_the_sequence<T: Real>() {
+    let mut g = Lcg(17);
+    let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+    let pad = |mut v: Vec<T>| {
+        v.extend(std::iter::repeat_n(T::from_f64(SENTINEL), 40));
+        v
+    };
+    let shapes = [
+        (10, 1, 40),
+        (10, 40, 1),
+        (500, 1, 40),
+        (500, 40, 1),
+        (7, 1, 7),
+        (7, 5, 1),
+        (9, 1, 100),
+        (6, 90, 1),
+        (1, 1, 1),
+        (10, 40, 40),
+        (3, 13, 31),
+    ];
+    for (m, k, n) in shapes {
+        let what = format!("{m}×{k}×{n} ({})", T::NAME);
+        // (∂W, ∂b) = (xᵀ δ, Σ δ) for x of m × k and δ of m × n.
+        let (x, delta): (Vec<T>, Vec<T>) = (g.vec(m * k), g.vec(m * n));
+        let (mut gw, mut gb) = (pad(g.vec(k * n)), pad(g.vec(n)));
+        weight_and_bias_gradients(&mut gw, &mut gb, &x, &delta, m, k, n);
+        let (mut ew, mut eb) = (vec![T::ZERO; k * n], vec![T::ZERO; n]);
+        gemm_tn(false, &mut ew, &x, &delta, m, k, n);
+        column_sums(&delta, &mut eb);
+        assert_eq!(bits(&gw[..k * n]), bits(&ew), "∂W {what}");
+        assert_eq!(bits(&gb[..n]), bits(&eb), "∂b {what}");
+        assert!(gw[k * n..].iter().chain(&gb[n..]).all(|x| x.to_f64() == SENTINEL), "{what}");
+        // δz_below = (δz Wᵀ) ⊙ σ'(h) for δz of m × n, W of k × n, h of m × k.
+        for act in [Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Sigmoid] {
+            let (w, mut h): (Vec<T>, Vec<T>) = (g.vec(k * n), g.vec(m * k));
+            if act == Activation::Sigmoid {
+                h.iter_mut().for_each(|v| *v = v.abs());
+            }
+            let mut fused = pad(g.vec(m * k));
+            gemm_nt_times_derivative(act, &h, &mut fused, &delta, &w, m, n, k);
+            let mut expected = vec![T::ZERO; m * k];
+            gemm_nt(false, &mut expected, &delta, &w, m, n, k);
+            mul_activation_derivative(act, &h, &mut expected);
+            assert_eq!(bits(&fused[..m * k]), bits(&expected), "δz {act:?} {what}");
+            assert!(fused[m * k..].iter().all(|x| x.to_f64() == SENTINEL), "{what}");
+        }
+    }
+}
+
+#[test]
+fn fused_backward_is_the_sequence_f32() {
+    fused_backward_is_the_sequence::<f32>();
+}
+
+#[test]
+fn fused_backward_is_the_sequence_f64() {
+    fused_backward_is_the_sequence::<f64>();
 }
 
 /// The transpose, on tiles, edge tiles and sides narrower than a tile; and

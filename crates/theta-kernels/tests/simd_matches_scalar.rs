@@ -238,3 +238,48 @@ fn all_finite_finds_every_bad_value() {
         }
     }
 }
+
+/// A moment that decays below the smallest normal number is stored as 0 (no
+/// subnormal values: Intel cores take a slow microcode assist on each), in
+/// the packs and in the scalar tail alike; one that stays normal is kept.
+fn adam_flushes_subnormal_moments<T: Real>() {
+    let c = AdamStep {
+        beta1: T::from_f64(0.9),
+        beta2: T::from_f64(0.999),
+        one_minus_beta1: T::from_f64(0.1),
+        one_minus_beta2: T::from_f64(0.001),
+        step: T::from_f64(1e-3),
+        inv_correction2: T::ONE,
+        eps: T::from_f64(1e-8),
+    };
+    let tiny = T::MIN_POSITIVE.to_f64();
+    for n in [5, 16, 37] {
+        // Gradient 0: m ← 0.9 m, v ← 0.999 v. 1.05 × the smallest normal
+        // decays below it; 2 × stays above; v's 1.0005 × as well below.
+        let m0: Vec<T> = (0..n)
+            .map(|i| T::from_f64(if i % 2 == 0 { 1.05 * tiny } else { 2.0 * tiny }))
+            .collect();
+        let v0: Vec<T> =
+            (0..n).map(|i| T::from_f64(if i % 3 == 0 { 1.0005 * tiny } else { 1.0 })).collect();
+        let (mut theta, grad) = (vec![T::ONE; n], vec![T::ZERO; n]);
+        let (mut m, mut v) = (m0.clone(), v0.clone());
+        adam_update(&mut theta, &grad, &mut m, &mut v, c);
+        for i in 0..n {
+            let (mi, vi) = (m[i].to_f64(), v[i].to_f64());
+            assert!(mi == 0.0 || mi >= tiny, "m[{i}] = {mi:e} is subnormal (n {n})");
+            assert!(vi == 0.0 || vi >= tiny, "v[{i}] = {vi:e} is subnormal (n {n})");
+            assert_eq!(mi == 0.0, i % 2 == 0, "m[{i}] = {mi:e} (n {n})");
+            assert_eq!(vi == 0.0, i % 3 == 0, "v[{i}] = {vi:e} (n {n})");
+        }
+        assert!(theta.iter().all(|t| t.is_finite()));
+    }
+}
+
+#[test]
+fn adam_flushes_subnormal_moments_f32() {
+    adam_flushes_subnormal_moments::<f32>();
+}
+#[test]
+fn adam_flushes_subnormal_moments_f64() {
+    adam_flushes_subnormal_moments::<f64>();
+}

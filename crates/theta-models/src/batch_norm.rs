@@ -257,7 +257,10 @@ impl BatchNormMlp {
                 }
             } else {
                 let h = self.at(r.hs, rows, l);
-                layer.dense.backward(rows, input, w, None, h, delta_a, Some((gw, gb)), delta_in);
+                let (grad, below) = (Some((gw, gb)), None);
+                layer
+                    .dense
+                    .backward(rows, input, w, None, h, delta_a, false, grad, delta_in, below);
             }
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
