@@ -210,13 +210,26 @@ fn products_match_the_reference_f64() {
 
 /// The forward pass fused into the product's store is the product followed
 /// by the bias-and-activation sweep, bit for bit, on every path (the small
-/// kernel, the outer product, faer, the one-column dot products), with
+/// kernel, the outer product, faer, the one-column dot products; on tall
+/// shapes the small kernel against faer's plain product), with
 /// negative sums, zeros and a NaN among the values, and no write past `out`.
 fn fused_forward_is_product_then_sweep<T: Real>() {
     let mut g = Lcg(11);
-    for (m, k, n) in
-        [(10, 40, 40), (10, 1, 40), (10, 40, 1), (3, 13, 31), (5, 17, 33), (7, 1, 7), (80, 64, 64)]
-    {
+    // Tall ones too: the fused forward pass takes the small kernel at any
+    // rows, where the plain product takes faer.
+    let shapes = [
+        (10, 40, 40),
+        (10, 1, 40),
+        (10, 40, 1),
+        (3, 13, 31),
+        (5, 17, 33),
+        (7, 1, 7),
+        (80, 64, 64),
+        (33, 40, 40),
+        (500, 40, 40),
+        (250, 128, 17),
+    ];
+    for (m, k, n) in shapes {
         for relu in [false, true] {
             let (mut a, b, mut bias): (Vec<T>, Vec<T>, Vec<T>) =
                 (g.vec(m * k), g.vec(k * n), g.vec(n));
