@@ -505,38 +505,25 @@ fn outer<T: Real>(epilogue: Epilogue<'_, T>, out: &mut [T], a: &[T], b: &[T]) {
 /// per pack was bound by the multiply-add's latency (the pretrained step's
 /// 500-row sums, 3 packs for 40 columns).
 fn weighted_row_sum<T: Real>(accumulate: bool, out: &mut [T], w: &[T], rows: &[T]) {
-    weighted_row_sum_and(accumulate, out, w, rows, Sums::None);
+    weighted_row_sum_and(accumulate, out, w, rows, None, None);
 }
 
-/// Plain sums that a [`weighted_row_sum`] computes along, in the same pass:
-/// the bias gradient beside the weight gradient.
-enum Sums<'a, T> {
-    /// None.
-    None,
-    /// `Σ_p rows[p, ·]` (n values): `∂b = Σ δ` when `rows` is δ.
-    OfRows(&'a mut [T]),
-    /// `Σ_p w[p]`: `∂b = Σ δ` when `w` is δ (a one-wide layer).
-    OfWeights(&'a mut T),
-}
-
-/// [`weighted_row_sum`], and the sums `sums` asks for, each summed from zero
-/// in order as [`column_sums`](crate::activation::column_sums) sums them
-/// (the same bits), in independent chains beside the weighted ones.
+/// [`weighted_row_sum`], and plain sums along, in the same pass: the rows'
+/// column sums `Σ_p rows[p, ·]` into `of_rows` (n values; `∂b = Σ δ` when
+/// `rows` is δ) and the weights' sum `Σ_p w[p]` into `of_weights` (`∂b` of
+/// a one-wide layer, whose δ is `w`), each summed from zero in order as
+/// [`column_sums`](crate::activation::column_sums) sums them (the same
+/// bits), as independent chains beside the weighted ones.
 fn weighted_row_sum_and<T: Real>(
     accumulate: bool,
     out: &mut [T],
     w: &[T],
     rows: &[T],
-    sums: Sums<'_, T>,
+    mut of_rows: Option<&mut [T]>,
+    mut of_weights: Option<&mut T>,
 ) {
     let (lanes, n) = (T::Pack::LANES, out.len());
     if n < lanes {
-        let (mut of_rows, mut of_weights) = (None, None);
-        match sums {
-            Sums::None => {}
-            Sums::OfRows(s) => of_rows = Some(&mut s[..n]),
-            Sums::OfWeights(s) => of_weights = Some(s),
-        }
         for (j, o) in out.iter_mut().enumerate() {
             let (mut s, mut b) = (T::ZERO, T::ZERO);
             for (&x, row) in w.iter().zip(rows.chunks_exact(n)) {
@@ -555,40 +542,25 @@ fn weighted_row_sum_and<T: Real>(
     }
     let packs = n.div_ceil(lanes);
     let mut v0 = 0;
-    let (mut of_rows, mut of_weights) = (None, None);
-    match sums {
-        Sums::None => {}
-        Sums::OfRows(s) => of_rows = Some(&mut s[..n]),
-        Sums::OfWeights(s) => of_weights = Some(s),
-    }
     while v0 < packs {
         let count = (packs - v0).min(4);
         // The sum of the weights goes along with the first group.
-        let total = if v0 == 0 { of_weights.take() } else { None };
+        let total = of_weights.take();
         macro_rules! group {
             ($v:literal) => {
-                match (of_rows.as_deref_mut(), total) {
-                    (None, None) => weighted_pack_sums::<T, $v, false>(
+                match of_rows.as_deref_mut() {
+                    None => weighted_pack_sums::<T, $v, false>(
                         accumulate,
                         out,
                         w,
                         rows,
                         v0,
                         &mut [],
-                        None,
+                        total,
                     ),
-                    (Some(s), None) => {
-                        weighted_pack_sums::<T, $v, true>(accumulate, out, w, rows, v0, s, None)
+                    Some(s) => {
+                        weighted_pack_sums::<T, $v, true>(accumulate, out, w, rows, v0, s, total)
                     }
-                    (_, Some(t)) => weighted_pack_sums::<T, $v, false>(
-                        accumulate,
-                        out,
-                        w,
-                        rows,
-                        v0,
-                        &mut [],
-                        Some(t),
-                    ),
                 }
             };
         }
@@ -673,9 +645,9 @@ pub fn weight_and_bias_gradients<T: Real>(
     let (grad_w, grad_b, a, delta) =
         (&mut grad_w[..k * n], &mut grad_b[..n], &a[..m * k], &delta[..m * n]);
     if m > 0 && k == 1 {
-        weighted_row_sum_and(false, grad_w, a, delta, Sums::OfRows(grad_b));
+        weighted_row_sum_and(false, grad_w, a, delta, Some(grad_b), None);
     } else if m > 0 && n == 1 {
-        weighted_row_sum_and(false, grad_w, delta, a, Sums::OfWeights(&mut grad_b[0]));
+        weighted_row_sum_and(false, grad_w, delta, a, None, Some(&mut grad_b[0]));
     } else {
         gemm_tn(false, grad_w, a, delta, m, k, n);
         crate::activation::column_sums(delta, grad_b);
