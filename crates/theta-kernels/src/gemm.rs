@@ -218,10 +218,11 @@ pub fn gemm_bias_relu<T: Real>(
     // saves a sweep over the output, and its sums are faer's bit for bit
     // where multiply-adds are fused (tested at 500 × 40 × 40); without FMA
     // the two round differently, and faer keeps the tall products.
-    let tall_fused = cfg!(target_feature = "fma") && small_widths(k, n);
+    let small_kernel =
+        if cfg!(target_feature = "fma") { small_widths(k, n) } else { is_small(m, k, n) };
     if k == 1 {
         outer(epilogue, out, a, b);
-    } else if is_small(m, k, n) || tall_fused {
+    } else if small_kernel {
         small::<T, false, 1>(epilogue, out, [(a, b)], k, m, k, n);
     } else {
         gemm(false, out, a, b, m, k, n);
@@ -513,7 +514,9 @@ fn weighted_row_sum<T: Real>(accumulate: bool, out: &mut [T], w: &[T], rows: &[T
 /// `rows` is δ) and the weights' sum `Σ_p w[p]` into `of_weights` (`∂b` of
 /// a one-wide layer, whose δ is `w`), each summed from zero in order as
 /// [`column_sums`](crate::activation::column_sums) sums them (the same
-/// bits), as independent chains beside the weighted ones.
+/// bits): in packs, as independent chains beside the weighted ones; on
+/// outputs narrower than a pack, value by value (and `Σ w` in a loop of its
+/// own).
 fn weighted_row_sum_and<T: Real>(
     accumulate: bool,
     out: &mut [T],

@@ -408,7 +408,8 @@ impl Mlp {
         // Without a cache, each layer hands the one below its δz (δx ⊙ σ'),
         // not δx: one sweep fewer where δx is an outer product. The cache
         // wants δh itself.
-        let mut delta_is_dz = false;
+        let hands_dz = cache.is_none();
+        let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate().rev() {
             if let Some(cache) = cache.as_deref_mut() {
                 let n = rows * layer.dense.fan_out;
@@ -418,7 +419,7 @@ impl Mlp {
             let span = layer.weights.start..layer.bias.end;
             let g = grad.as_deref_mut().map(|g| g[span].split_at_mut(layer.weights.len()));
             let delta_in = if l == 0 { None } else { Some(&mut *delta_b) };
-            let below = (l > 0 && cache.is_none()).then(|| self.layers[l - 1].dense.activation);
+            let below = (l > 0 && hands_dz).then(|| self.layers[l - 1].dense.activation);
             layer.dense.backward(
                 rows,
                 input,
@@ -426,12 +427,12 @@ impl Mlp {
                 self.wt(wts, l, rows),
                 self.h(hs, rows, l),
                 delta_a,
-                delta_is_dz,
+                // δz from the layer above; the top layer's δ is the loss's.
+                hands_dz && l < last,
                 g,
                 delta_in,
                 below,
             );
-            delta_is_dz = below.is_some();
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
     }
