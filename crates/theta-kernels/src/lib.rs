@@ -12,7 +12,8 @@
 //!   backward passes, matrix products around those sweeps.
 //! * [`loss`]: MSE and softmax cross-entropy, their gradients and output
 //!   Hessian-vector products.
-//! * [`vector`]: axpy, dot, norm and scale on flat parameter vectors.
+//! * [`vector`]: axpy, dot, norm, scale and in-order sums on flat parameter
+//!   vectors.
 //!
 //! Every SIMD kernel has a plain scalar `*_ref` twin that the tests hold it
 //! to. Nothing here allocates: callers own the buffers. This crate depends on

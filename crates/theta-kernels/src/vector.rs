@@ -44,6 +44,49 @@ pub fn axpy_to<T: Real>(a: T, x: &[T], y: &[T], out: &mut [T]) {
     }
 }
 
+/// `out ← ((t₀ + t₁) + t₂) + …`, element by element, over the `terms`
+/// vectors `term(0)`, `term(1)`, … in that order: the bits of copying
+/// `term(0)` and then [`axpy`]ing each other term with `a = 1` (one rounded
+/// addition each, in the same order), in one pass over `out`. A block of
+/// output packs stays in registers while every term streams through it, so
+/// each number is loaded once and stored once instead of once per term.
+///
+/// # Panics
+/// If `terms` is 0 or a term is shorter than `out`.
+pub fn sum_in_order<'a, T: Real>(out: &mut [T], terms: usize, term: impl Fn(usize) -> &'a [T]) {
+    assert!(terms > 0, "sum_in_order: no terms");
+    let (lanes, n) = (T::Pack::LANES, out.len());
+    // Eight independent accumulators hide the addition's latency.
+    const PACKS: usize = 8;
+    let block = PACKS * lanes;
+    let mut j = 0;
+    while j + block <= n {
+        let first = &term(0)[j..j + block];
+        let mut acc: [T::Pack; PACKS] = std::array::from_fn(|k| T::Pack::load(&first[k * lanes..]));
+        for t in 1..terms {
+            let x = &term(t)[j..j + block];
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = *a + T::Pack::load(&x[k * lanes..]);
+            }
+        }
+        for (k, a) in acc.into_iter().enumerate() {
+            a.store(&mut out[j + k * lanes..]);
+        }
+        j += block;
+    }
+    while j + lanes <= n {
+        let mut acc = T::Pack::load(&term(0)[j..]);
+        for t in 1..terms {
+            acc = acc + T::Pack::load(&term(t)[j..]);
+        }
+        acc.store(&mut out[j..]);
+        j += lanes;
+    }
+    for (i, o) in out.iter_mut().enumerate().skip(j) {
+        *o = (1..terms).fold(term(0)[i], |acc, t| acc + term(t)[i]);
+    }
+}
+
 /// Scalar reference of [`axpy`].
 pub fn axpy_ref<T: Real>(a: T, x: &[T], y: &mut [T]) {
     for (y, &x) in y.iter_mut().zip(x) {

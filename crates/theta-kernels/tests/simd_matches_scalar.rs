@@ -4,7 +4,7 @@
 use theta_kernels::activation::*;
 use theta_kernels::loss::{mse, mse_ref};
 use theta_kernels::vector::*;
-use theta_kernels::{Activation, Real};
+use theta_kernels::{Activation, Pack, Real};
 
 const MAX_ULPS: f64 = 4.0;
 
@@ -127,6 +127,45 @@ fn transcendental_accuracy<T: Real>() {
         assert_ulps(&format!("{act} scalar"), &h, &h_ref);
         assert_ulps(&format!("{act} simd"), &hp, &h_ref);
     }
+}
+
+/// `sum_in_order` gives the bits of a copy followed by one `axpy` with
+/// a = 1 per term, in term order (what a batch mean does task by task), at
+/// lengths around its blocks of eight packs and with terms of mixed
+/// magnitudes, where another order of the additions rounds differently.
+fn sums_in_order<T: Real>() {
+    let mut g = Lcg(13);
+    let lanes = T::Pack::LANES;
+    for n in [0, 1, lanes - 1, lanes, 3 * lanes + 5, 8 * lanes, 8 * lanes + 1, 17 * lanes + 3, 1761]
+    {
+        for terms in [1, 2, 3, 13] {
+            let vs: Vec<Vec<T>> =
+                (0..terms).map(|t| g.vec(n, 10f64.powi(t as i32 % 5 - 2))).collect();
+            let mut expected = vs[0].clone();
+            for v in &vs[1..] {
+                axpy(T::ONE, v, &mut expected);
+            }
+            let mut out = vec![T::ZERO; n];
+            sum_in_order(&mut out, terms, |t| &vs[t]);
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&expected), "sum_in_order n {n} terms {terms}");
+            if terms == 13 && n >= lanes {
+                let mut reversed = vec![T::ZERO; n];
+                sum_in_order(&mut reversed, terms, |t| &vs[terms - 1 - t]);
+                assert_ne!(bits(&reversed), bits(&expected), "the order shows (n {n})");
+            }
+        }
+    }
+}
+
+#[test]
+fn sum_in_order_is_axpy_term_by_term_f32() {
+    sums_in_order::<f32>();
+}
+
+#[test]
+fn sum_in_order_is_axpy_term_by_term_f64() {
+    sums_in_order::<f64>();
 }
 
 fn vectors<T: Real>() {

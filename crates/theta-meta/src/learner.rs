@@ -171,15 +171,37 @@ impl<'a, T: Real> BatchMean<'a, T> {
         let p = self.grad.len();
         assert_eq!(task_grads.len(), outcomes.len() * p, "one gradient per outcome");
         for (g, o) in task_grads.chunks_exact(p.max(1)).zip(outcomes) {
-            axpy(T::ONE, g, self.grad);
-            self.task_losses[self.tasks] = o.loss;
-            self.tasks += 1;
-            self.total += o.loss;
-            if let Some(c) = o.cg {
-                let acc = self.cg.get_or_insert_with(CgStats::default);
-                acc.iterations += c.iterations;
-                acc.max_relative_residual = acc.max_relative_residual.max(c.max_relative_residual);
-            }
+            add_gradient(self.grad, g);
+            self.add_outcome(o);
+        }
+    }
+
+    /// The mean of a whole batch whose gradients `grad` already holds,
+    /// summed elsewhere in task order from zero with [`add_gradient`] (the
+    /// same bits as adding them here one by one), with their `outcomes`.
+    pub(crate) fn of_sum(
+        grad: &'a mut [T],
+        task_losses: &'a mut [f64],
+        outcomes: &[TaskOutcome],
+    ) -> Result<Self, MetaError> {
+        if task_losses.is_empty() {
+            return Err(MetaError::EmptyBatch);
+        }
+        let mut mean = BatchMean { grad, task_losses, tasks: 0, total: 0.0, cg: None };
+        for o in outcomes {
+            mean.add_outcome(o);
+        }
+        Ok(mean)
+    }
+
+    fn add_outcome(&mut self, o: &TaskOutcome) {
+        self.task_losses[self.tasks] = o.loss;
+        self.tasks += 1;
+        self.total += o.loss;
+        if let Some(c) = o.cg {
+            let acc = self.cg.get_or_insert_with(CgStats::default);
+            acc.iterations += c.iterations;
+            acc.max_relative_residual = acc.max_relative_residual.max(c.max_relative_residual);
         }
     }
 
@@ -198,4 +220,10 @@ impl<'a, T: Real> BatchMean<'a, T> {
         }
         Ok(StepStats { meta_loss, cg: self.cg })
     }
+}
+
+/// `sum ← sum + g`: how [`BatchMean`] adds a task's gradient, the one
+/// operation a sum kept elsewhere must repeat to give its bits.
+pub(crate) fn add_gradient<T: Real>(sum: &mut [T], g: &[T]) {
+    axpy(T::ONE, g, sum);
 }

@@ -4,15 +4,18 @@
 use std::any::Any;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, TryLockError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use theta_core::vector::sum_in_order;
 use theta_core::{Model, Real, Rng, Task, TaskDistribution};
 use theta_optim::Optimizer;
 
 use crate::error::{MetaError, at_least_one};
-use crate::learner::{BatchMean, MetaLearner, StepStats, TaskOutcome, reduce_in_order};
+use crate::learner::{
+    BatchMean, MetaLearner, StepStats, TaskOutcome, add_gradient, reduce_in_order,
+};
 
 /// Everything that changes during training, and nothing else: θ, the outer
 /// optimizer's state, the task generator and the number of meta-steps taken.
@@ -63,104 +66,136 @@ impl<T, S, F: FnMut(&StepReport<'_, T, S>) -> ControlFlow<()>> Observer<T, S> fo
     }
 }
 
-/// One task's share of a meta-step during [`Trainer::run`]: its gradient,
-/// its outcome, and how it went.
+/// One task's share of a parallel meta-step during [`Trainer::run`]: its
+/// gradient (unless the front thread summed it, see [`Claims`]) and how it
+/// went.
 struct Slot<T> {
     grad: Vec<T>,
+    status: Status,
+}
+
+/// How a task of a parallel step went: its outcome, or its failure, or the
+/// panic to re-raise once every thread has met at the step's barrier.
+struct Status {
     outcome: TaskOutcome,
     result: Result<(), MetaError>,
     panic: Option<Box<dyn Any + Send>>,
-    /// Computed in this step and not yet added to the mean.
-    done: bool,
 }
 
-/// Claims the batch's tasks one at a time (`next` counts the claims) and
-/// computes each into its slot, until none is left, calling `between`
-/// before each claim. Which thread computes a task changes nothing: a
-/// learner's gradient depends on its arguments alone, and the slots are
-/// added in task order. A panic is kept, not propagated, so that every
-/// thread still meets at the barriers.
-fn claim_tasks<T: Real>(
+/// Computes `task`'s gradient into `grad` and keeps how it went in `status`;
+/// true when the gradient is there. A panic is kept, not propagated, so that
+/// every thread still meets at the barriers.
+fn compute<T: Real>(
     learner: &mut dyn MetaLearner<T>,
     model: &dyn Model<T>,
     theta: &[T],
-    batch: &[Task<T>],
-    slots: &[Mutex<Slot<T>>],
-    next: &AtomicUsize,
-    mut between: impl FnMut(),
-) {
-    loop {
-        between();
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let (Some(task), Some(slot)) = (batch.get(i), slots.get(i)) else { return };
-        let slot = &mut *lock(slot);
-        match catch_unwind(AssertUnwindSafe(|| {
-            learner.task_gradient(model, theta, task, &mut slot.grad)
-        })) {
-            Ok(Ok(outcome)) => (slot.outcome, slot.result) = (outcome, Ok(())),
-            Ok(Err(e)) => slot.result = Err(e),
-            Err(payload) => slot.panic = Some(payload),
+    task: &Task<T>,
+    grad: &mut [T],
+    status: &mut Status,
+) -> bool {
+    status.panic = None;
+    status.result = Ok(());
+    match catch_unwind(AssertUnwindSafe(|| learner.task_gradient(model, theta, task, grad))) {
+        Ok(Ok(outcome)) => {
+            status.outcome = outcome;
+            return true;
         }
-        slot.done = true;
+        Ok(Err(e)) => status.result = Err(e),
+        Err(payload) => status.panic = Some(payload),
+    }
+    false
+}
+
+/// The tasks of a parallel step still to compute, `front..back` (packed in
+/// one atomic: front in the low half, back in the high). One thread, the
+/// front thread, takes them from the first on and adds each gradient to a
+/// sum of its own at once, in task order, as one thread would; the others
+/// take them from the last back, each gradient into its task's slot. When
+/// they meet, the sum holds the first `front` tasks, and the calling thread
+/// adds the slots of the rest to it in task order: the same additions in
+/// the same order as one thread's, whichever thread computed which task.
+///
+/// Why not every gradient into a slot: the slots computed on another core
+/// are read by the thread that adds them, and written again by their core
+/// the next step. With two threads about half the batch's gradients (7 KB
+/// each for the sinusoid network) crossed between the cores twice per
+/// step, and a task on the worker took 20% longer than on one thread
+/// (first-order MAML, `perf`, 2026-12-05). Now one sum crosses, once.
+struct Claims(AtomicU64);
+
+impl Claims {
+    const HALF: u32 = 32;
+    const LOW: u64 = (1 << Self::HALF) - 1;
+
+    fn new() -> Self {
+        Claims(AtomicU64::new(0))
+    }
+
+    /// A new step over `n` tasks.
+    fn reset(&self, n: usize) {
+        self.0.store((n as u64) << Self::HALF, Ordering::Relaxed);
+    }
+
+    /// The next task from the front, if any is left.
+    fn front(&self) -> Option<usize> {
+        self.claim(|v| v + 1).map(|v| (v & Self::LOW) as usize)
+    }
+
+    /// The next task from the back, if any is left.
+    fn back(&self) -> Option<usize> {
+        self.claim(|v| v - (1 << Self::HALF)).map(|v| (v >> Self::HALF) as usize - 1)
+    }
+
+    /// The claims before this one's, if a task was left for it.
+    fn claim(&self, take: impl Fn(u64) -> u64) -> Option<u64> {
+        let left = |v: u64| (v & Self::LOW) < (v >> Self::HALF);
+        self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| left(v).then(|| take(v))).ok()
+    }
+
+    /// How many tasks the front thread took (once the step is done).
+    fn taken_from_front(&self) -> usize {
+        (self.0.load(Ordering::Relaxed) & Self::LOW) as usize
     }
 }
 
-/// The batch mean of a parallel step, fed slot by slot in task order as the
-/// slots are done: the calling thread adds the gradients done so far
-/// between its own tasks, while the workers compute (they claim the tasks
-/// it does not take), so that only the last slots are added after the
-/// step's barrier. The same additions in the same order as one thread's.
-struct InOrder<'a, T> {
-    mean: BatchMean<'a, T>,
-    next: usize,
-    failure: Option<MetaError>,
-    panic: Option<Box<dyn Any + Send>>,
+/// What the front thread (see [`Claims`]) keeps for a step, in one place
+/// it alone writes until the step's barrier: the running sum of its tasks'
+/// gradients, how each went, and the gradient it is computing.
+struct Front<T> {
+    sum: Vec<T>,
+    status: Vec<Status>,
+    grad: Vec<T>,
 }
 
-impl<'a, T: Real> InOrder<'a, T> {
-    fn new(mean: BatchMean<'a, T>) -> Self {
-        InOrder { mean, next: 0, failure: None, panic: None }
-    }
-
-    /// Adds the slots from the next one on, as long as they are done: a
-    /// slot still locked is being computed. After the step's barrier every
-    /// slot is done and unlocked (one left out would fail the mean's count
-    /// of tasks).
-    fn add_done(&mut self, slots: &[Mutex<Slot<T>>]) {
-        while let Some(slot) = slots.get(self.next) {
-            let mut slot = match slot.try_lock() {
-                Ok(slot) => slot,
-                Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
-            };
-            if !slot.done {
-                return;
-            }
-            slot.done = false;
-            self.mean.add(&slot.grad, std::slice::from_ref(&slot.outcome));
-            if let Some(payload) = slot.panic.take() {
-                self.panic.get_or_insert(payload);
-            }
-            // The first failure in task order wins.
-            if let Err(e) = std::mem::replace(&mut slot.result, Ok(())) {
-                self.failure.get_or_insert(e);
-            }
-            self.next += 1;
-        }
-    }
-
-    /// The step's statistics once every slot is added: re-raises the first
-    /// panic, returns the first failure in task order, or finishes the mean.
-    fn finish(mut self, slots: &[Mutex<Slot<T>>]) -> Result<StepStats, MetaError> {
-        self.add_done(slots);
-        if let Some(payload) = self.panic {
+/// The batch mean of a parallel step, once every thread has met at its
+/// barrier: the front thread's sum of the first `taken` tasks (see
+/// [`Claims`]), then the slots of the others (`back`, their guards) added to
+/// it in task order. Re-raises the first panic, returns the first failure
+/// in task order, as one thread would have.
+fn reduce_step<T: Real>(
+    front: &mut Front<T>,
+    taken: usize,
+    back: &mut [MutexGuard<'_, Slot<T>>],
+    outcomes: &mut [TaskOutcome],
+    grad: &mut [T],
+    task_losses: &mut [f64],
+) -> Result<StepStats, MetaError> {
+    let mut failure = Ok(());
+    let statuses = front.status[..taken].iter_mut().chain(back.iter_mut().map(|s| &mut s.status));
+    for (o, status) in outcomes.iter_mut().zip(statuses) {
+        if let Some(payload) = status.panic.take() {
             resume_unwind(payload);
         }
-        if let Some(e) = self.failure {
-            return Err(e);
+        if failure.is_ok() {
+            failure = std::mem::replace(&mut status.result, Ok(()));
         }
-        self.mean.finish()
+        *o = status.outcome;
     }
+    failure?;
+    // The front's sum, then each slot, in task order: each number summed in
+    // registers over the tasks, one rounded addition each.
+    sum_in_order(grad, 1 + back.len(), |t| if t == 0 { &front.sum } else { &back[t - 1].grad });
+    BatchMean::of_sum(grad, task_losses, outcomes)?.finish()
 }
 
 fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
@@ -324,14 +359,17 @@ impl<'a, T: Real> Trainer<'a, T> {
     /// observer asks to (or fails).
     ///
     /// With several threads the workers live for the whole run: each step,
-    /// this thread publishes θ and the batch, then claims tasks one at a
-    /// time beside the workers (so a slower core takes fewer). Its own work
-    /// runs beside theirs too, where the workers take the tasks it leaves:
-    /// it samples the next step's batch (in task order, from a copy of
-    /// `state.rng` that becomes the state's when that step starts), and adds
-    /// the gradients done so far to the mean, in task order, between its
-    /// tasks. Two spinning barrier waits per step replace spawning threads
-    /// (tens of microseconds each), and the bits are those of one thread.
+    /// this thread publishes θ and the batch, and every thread claims tasks
+    /// one at a time (so a slower core takes fewer): the first worker from
+    /// the front of the batch, adding each gradient to its own running sum
+    /// in task order, the others from the back, each gradient into its
+    /// task's slot (see [`Claims`]). This thread's serial work runs beside
+    /// the workers' tasks, which they take from it: it samples the next
+    /// step's batch (in task order, from a copy of `state.rng` that becomes
+    /// the state's when that step starts). After the step's barrier it adds
+    /// the slots to the running sum in task order and steps the optimizer.
+    /// Two spinning barrier waits per step replace spawning threads (tens of
+    /// microseconds each), and the bits are those of one thread.
     pub fn run<O: Optimizer<T>>(
         &mut self,
         learner: &mut dyn MetaLearner<T>,
@@ -356,10 +394,7 @@ impl<'a, T: Real> Trainer<'a, T> {
         let p = self.grad.len();
         let new_slot = || Slot {
             grad: vec![T::ZERO; p],
-            outcome: TaskOutcome::default(),
-            result: Ok(()),
-            panic: None,
-            done: false,
+            status: Status { outcome: TaskOutcome::default(), result: Ok(()), panic: None },
         };
         let slots: Vec<Mutex<Slot<T>>> =
             (0..self.tasks.len()).map(|_| Mutex::new(new_slot())).collect();
@@ -390,20 +425,28 @@ impl<'a, T: Real> Trainer<'a, T> {
     ) -> Result<(), MetaError> {
         let model = self.model;
         let dist = self.dist;
+        let (n, p) = (slots.len(), self.grad.len());
         let theta_copy = RwLock::new(state.theta.clone());
+        let new_status = || Status { outcome: TaskOutcome::default(), result: Ok(()), panic: None };
+        let front = Mutex::new(Front {
+            sum: vec![T::ZERO; p],
+            status: (0..n).map(|_| new_status()).collect(),
+            grad: vec![T::ZERO; p],
+        });
         let start = SpinBarrier::new(self.workers.len() + 1);
         let end = SpinBarrier::new(self.workers.len() + 1);
         let stop = AtomicBool::new(false);
-        let next = AtomicUsize::new(0);
+        let claims = Claims::new();
         // Which of `batches` this step's is.
         let current = AtomicUsize::new(0);
         let read = |i: usize| batches[i].read().unwrap_or_else(|e| e.into_inner());
         let write = |i: usize| batches[i].write().unwrap_or_else(|e| e.into_inner());
-        let (grad, task_losses) = (&mut self.grad, &mut self.task_losses);
+        let (grad, task_losses, outcomes) =
+            (&mut self.grad, &mut self.task_losses, &mut self.outcomes);
         std::thread::scope(|s| {
-            for worker in self.workers.iter_mut() {
-                let (theta_copy, start, end, stop, next, current) =
-                    (&theta_copy, &start, &end, &stop, &next, &current);
+            for (w, worker) in self.workers.iter_mut().enumerate() {
+                let (theta_copy, front, start, end, stop, claims, current) =
+                    (&theta_copy, &front, &start, &end, &stop, &claims, &current);
                 s.spawn(move || {
                     loop {
                         start.wait();
@@ -413,7 +456,19 @@ impl<'a, T: Real> Trainer<'a, T> {
                         {
                             let theta = theta_copy.read().unwrap_or_else(|e| e.into_inner());
                             let tasks = read(current.load(Ordering::Relaxed));
-                            claim_tasks(worker.as_mut(), model, &theta, &tasks, slots, next, || {});
+                            let learner = worker.as_mut();
+                            if w == 0 {
+                                let Front { sum, status, grad } = &mut *lock(front);
+                                sum.fill(T::ZERO);
+                                while let Some(i) = claims.front() {
+                                    let status = &mut status[i];
+                                    if compute(learner, model, &theta, &tasks[i], grad, status) {
+                                        add_gradient(sum, grad);
+                                    }
+                                }
+                            } else {
+                                claim_back(learner, model, &theta, &tasks, slots, claims);
+                            }
                         }
                         end.wait();
                     }
@@ -427,6 +482,8 @@ impl<'a, T: Real> Trainer<'a, T> {
                 // (a panic) at that step, where one thread would have met it; a
                 // panic must not leave this thread before the step's barrier.
                 let mut ahead: Option<std::thread::Result<theta_core::Result<Rng>>> = None;
+                // The slots' guards while a step is reduced, kept for the run.
+                let mut guards = Vec::with_capacity(n);
                 for i in 0..steps {
                     let step = state.step + 1;
                     let wrap = |e: MetaError| MetaError::Diverged { step, source: Box::new(e) };
@@ -443,9 +500,8 @@ impl<'a, T: Real> Trainer<'a, T> {
                         .unwrap_or_else(|e| e.into_inner())
                         .copy_from_slice(&state.theta);
                     // Published to the workers by the barrier.
-                    next.store(0, Ordering::Relaxed);
+                    claims.reset(n);
                     current.store(cur, Ordering::Relaxed);
-                    let mut mean = InOrder::new(BatchMean::new(grad, task_losses)?);
                     start.wait();
                     if i + 1 < steps {
                         ahead = Some(catch_unwind(AssertUnwindSafe(|| {
@@ -453,14 +509,16 @@ impl<'a, T: Real> Trainer<'a, T> {
                             dist.sample_batch_into(&mut rng, &mut write(1 - cur)).map(|()| rng)
                         })));
                     }
-                    {
-                        let tasks = read(cur);
-                        claim_tasks(learner, model, &state.theta, &tasks, slots, &next, || {
-                            mean.add_done(slots)
-                        });
-                    }
+                    claim_back(learner, model, &state.theta, &read(cur), slots, &claims);
                     end.wait();
-                    let stats = mean.finish(slots).map_err(wrap)?;
+                    let taken = claims.taken_from_front();
+                    guards.extend(slots[taken..].iter().map(lock));
+                    let mut front = lock(&front);
+                    let stats =
+                        reduce_step(&mut front, taken, &mut guards, outcomes, grad, task_losses);
+                    drop(front);
+                    guards.clear();
+                    let stats = stats.map_err(wrap)?;
                     outer
                         .step(&mut state.theta, grad, &mut state.optimizer)
                         .map_err(|e| wrap(e.into()))?;
@@ -482,6 +540,22 @@ impl<'a, T: Real> Trainer<'a, T> {
     }
 }
 
+/// Claims tasks from the back of the batch (see [`Claims`]) and computes
+/// each into its slot, until none is left.
+fn claim_back<T: Real>(
+    learner: &mut dyn MetaLearner<T>,
+    model: &dyn Model<T>,
+    theta: &[T],
+    batch: &[Task<T>],
+    slots: &[Mutex<Slot<T>>],
+    claims: &Claims,
+) {
+    while let Some(i) = claims.back() {
+        let slot = &mut *lock(&slots[i]);
+        compute(learner, model, theta, &batch[i], &mut slot.grad, &mut slot.status);
+    }
+}
+
 /// A barrier that spins: `std::sync::Barrier` puts waiters to sleep, and
 /// waking them twice per meta-step cost about as much as the meta-step
 /// itself (first-order MAML on two threads ran at 0.58× one thread; with
@@ -489,8 +563,16 @@ impl<'a, T: Real> Trainer<'a, T> {
 /// `cargo xtask bench threads`, 2026-12-03). A waiter spins for up to
 /// [`SpinBarrier::SPIN`], then sleeps in short naps, so that a long pause
 /// (an observer writing a checkpoint) does not keep a core busy.
+///
+/// With more threads than cores, a spinning waiter yields its core now and
+/// then, as the thread it waits for may need it. With a core each it does
+/// not: there, the yields let the scheduler set a waiting worker aside, and
+/// 1–3% of first-order MAML's two-thread steps began about 130 µs late
+/// (under 0.1% without them; 2026-12-05, Xeon with 2 vCPUs).
 struct SpinBarrier {
     threads: usize,
+    /// True when there are more threads than cores.
+    yields: bool,
     arrived: AtomicUsize,
     generation: AtomicUsize,
 }
@@ -500,7 +582,13 @@ impl SpinBarrier {
     const SPIN: Duration = Duration::from_millis(2);
 
     fn new(threads: usize) -> Self {
-        SpinBarrier { threads, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0) }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        SpinBarrier {
+            threads,
+            yields: threads > cores,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
     }
 
     /// Returns once all `threads` threads have called it (in this round).
@@ -520,9 +608,9 @@ impl SpinBarrier {
             if !spins.is_multiple_of(256) {
                 std::hint::spin_loop();
             } else if started.elapsed() < Self::SPIN {
-                // With more threads than cores, the thread waited for may
-                // need this core.
-                std::thread::yield_now();
+                if self.yields {
+                    std::thread::yield_now();
+                }
             } else {
                 std::thread::sleep(Duration::from_micros(50));
             }
