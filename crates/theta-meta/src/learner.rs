@@ -154,11 +154,8 @@ impl<'a, T: Real> BatchMean<'a, T> {
     /// Starts a mean into `grad` (P numbers), with one loss slot per task of
     /// the batch in `task_losses`.
     pub fn new(grad: &'a mut [T], task_losses: &'a mut [f64]) -> Result<Self, MetaError> {
-        if task_losses.is_empty() {
-            return Err(MetaError::EmptyBatch);
-        }
         grad.fill(T::ZERO);
-        Ok(BatchMean { grad, task_losses, tasks: 0, total: 0.0, cg: None })
+        Self::of_sum(grad, task_losses, &[])
     }
 
     /// Adds the next tasks: their gradients (`outcomes.len()` × P, task by
@@ -176,9 +173,10 @@ impl<'a, T: Real> BatchMean<'a, T> {
         }
     }
 
-    /// The mean of a whole batch whose gradients `grad` already holds,
-    /// summed elsewhere in task order from zero with [`add_gradient`] (the
-    /// same bits as adding them here one by one), with their `outcomes`.
+    /// A mean whose first tasks' gradients `grad` already holds, summed
+    /// elsewhere in task order from zero with [`add_gradient`] (the same bits
+    /// as adding them here one by one), with their `outcomes` (none: a mean
+    /// from zero).
     pub(crate) fn of_sum(
         grad: &'a mut [T],
         task_losses: &'a mut [f64],

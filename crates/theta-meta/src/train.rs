@@ -82,6 +82,12 @@ struct Status {
     panic: Option<Box<dyn Any + Send>>,
 }
 
+impl Status {
+    fn new() -> Self {
+        Status { outcome: TaskOutcome::default(), result: Ok(()), panic: None }
+    }
+}
+
 /// Computes `task`'s gradient into `grad` and keeps how it went in `status`;
 /// true when the gradient is there. A panic is kept, not propagated, so that
 /// every thread still meets at the barriers.
@@ -392,10 +398,7 @@ impl<'a, T: Real> Trainer<'a, T> {
         }
         theta_core::check_len("θ length", self.model.num_params(), state.theta.len())?;
         let p = self.grad.len();
-        let new_slot = || Slot {
-            grad: vec![T::ZERO; p],
-            status: Status { outcome: TaskOutcome::default(), result: Ok(()), panic: None },
-        };
+        let new_slot = || Slot { grad: vec![T::ZERO; p], status: Status::new() };
         let slots: Vec<Mutex<Slot<T>>> =
             (0..self.tasks.len()).map(|_| Mutex::new(new_slot())).collect();
         while self.workers.len() < threads - 1 {
@@ -427,10 +430,9 @@ impl<'a, T: Real> Trainer<'a, T> {
         let dist = self.dist;
         let (n, p) = (slots.len(), self.grad.len());
         let theta_copy = RwLock::new(state.theta.clone());
-        let new_status = || Status { outcome: TaskOutcome::default(), result: Ok(()), panic: None };
         let front = Mutex::new(Front {
             sum: vec![T::ZERO; p],
-            status: (0..n).map(|_| new_status()).collect(),
+            status: (0..n).map(|_| Status::new()).collect(),
             grad: vec![T::ZERO; p],
         });
         let start = SpinBarrier::new(self.workers.len() + 1);
