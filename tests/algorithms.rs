@@ -38,6 +38,25 @@ fn meta_grad(
     (g, stats.meta_loss)
 }
 
+/// Central differences (h = 1e-6) of the mean meta-loss at θ, one
+/// coordinate at a time.
+fn meta_loss_differences(
+    l: &mut dyn MetaLearner<f64>,
+    m: &Mlp,
+    theta: &[f64],
+    tasks: &[Task<f64>],
+) -> Vec<f64> {
+    let h = 1e-6;
+    (0..theta.len())
+        .map(|i| {
+            let (mut tp, mut tm) = (theta.to_vec(), theta.to_vec());
+            tp[i] += h;
+            tm[i] -= h;
+            (meta_grad(l, m, &tp, tasks).1 - meta_grad(l, m, &tm, tasks).1) / (2.0 * h)
+        })
+        .collect()
+}
+
 /// MAML's meta-gradient is the exact gradient of the mean query loss after
 /// m inner steps: compare with central differences of that meta-loss.
 #[test]
@@ -59,22 +78,114 @@ fn maml_meta_gradient_matches_finite_differences() {
         let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(1));
         let mut maml = Maml::new(MamlConfig { inner_lr: alpha, inner_steps: m }).unwrap();
         let (g, _) = meta_grad(&mut maml, &mlp, &theta, &tasks);
-        let h = 1e-6;
-        let fd: Vec<f64> = (0..theta.len())
-            .map(|i| {
-                let (mut tp, mut tm) = (theta.clone(), theta.clone());
-                tp[i] += h;
-                tm[i] -= h;
-                (meta_grad(&mut maml, &mlp, &tp, &tasks).1
-                    - meta_grad(&mut maml, &mlp, &tm, &tasks).1)
-                    / (2.0 * h)
-            })
-            .collect();
+        let fd = meta_loss_differences(&mut maml, &mlp, &theta, &tasks);
         let e = rel_err(&g, &fd);
         assert!(e < 1e-6, "{sizes:?} {act} m={m}: relative error {e:e}");
         // First-order MAML differs from it: the second-order terms matter here.
         let mut fo = Fomaml::new(FomamlConfig { inner_lr: alpha, inner_steps: m }).unwrap();
         assert!(rel_err(&meta_grad(&mut fo, &mlp, &theta, &tasks).0, &g) > 1e-4);
+    }
+}
+
+/// The networks of the fused one-step pass: inputs wide against the
+/// support rows, so that [`Model::one_step_meta_gradient`] takes them.
+fn wide_input_cases() -> Vec<(Mlp, Box<dyn TaskDistribution<f64>>, f64)> {
+    let blobs = |classes, dim| -> Box<dyn TaskDistribution<f64>> {
+        Box::new(GaussianBlobs::new(classes, 1, 4, dim, 1.5).unwrap())
+    };
+    vec![
+        (net(&[40, 16, 5, 3], Activation::Tanh, Loss::SoftmaxCrossEntropy), blobs(3, 40), 0.3),
+        (
+            net(&[30, 24, 1], Activation::Sigmoid, Loss::Mse),
+            Box::new(LinearRegression::new(30, 0.1, 6, 5).unwrap()),
+            0.05,
+        ),
+        (net(&[64, 32, 20, 4], Activation::Relu, Loss::SoftmaxCrossEntropy), blobs(4, 64), 0.2),
+    ]
+}
+
+/// MAML's meta-gradient through one step as the composed passes make it:
+/// φ = θ − α∇L_s(θ), v = ∇L_q(φ), g = v − αH_s(θ) v.
+fn composed_one_step<T: theta_core::Real>(
+    m: &dyn Model<T>,
+    theta: &[T],
+    task: &Task<T>,
+    alpha: T,
+) -> (Vec<T>, T) {
+    let p = theta.len();
+    let (mut gs, mut v, mut g, mut hv) =
+        (vec![T::ZERO; p], vec![T::ZERO; p], vec![T::ZERO; p], vec![T::ZERO; p]);
+    let mut s = Scratch::new();
+    let (k, n) = (task.support.len(), task.query.len());
+    m.loss_grad(theta, &task.support, &mut gs, s.get(m, Pass::Gradient, k)).unwrap();
+    let phi: Vec<T> = theta.iter().zip(&gs).map(|(&t, &d)| t - alpha * d).collect();
+    let lq = m.loss_grad(&phi, &task.query, &mut v, s.get(m, Pass::Gradient, n)).unwrap();
+    let sc = s.get(m, Pass::HessianVector, k);
+    m.loss_grad_hvp(theta, &task.support, &v, &mut g, &mut hv, sc).unwrap();
+    let g = v.iter().zip(&hv).map(|(&v, &h)| v - alpha * h).collect();
+    (g, lq)
+}
+
+/// The MLP's fused one-step meta-gradient (no W_1 part of φ, products
+/// through the Gram matrix of the inputs) computes what the composed
+/// passes compute, in f64 to rounding and in f32 to f32's precision, for
+/// every hidden activation and both losses; and MAML with one step takes it.
+#[test]
+fn fused_one_step_meta_gradient_matches_the_composed_passes() {
+    for (mlp, dist, alpha) in wide_input_cases() {
+        let label = format!("{:?} {}", mlp.spec().layer_sizes, mlp.spec().hidden);
+        let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(5));
+        let tasks = batch(dist.as_ref(), 2, 8);
+        let m: &dyn Model<f64> = &mlp;
+        let mut maml = Maml::new(MamlConfig { inner_lr: alpha, inner_steps: 1 }).unwrap();
+        for task in &tasks {
+            let mut g = vec![0.0; theta.len()];
+            let mut s = Scratch::new();
+            let fused =
+                m.one_step_meta_gradient(&theta, &task.support, &task.query, alpha, &mut g, &mut s);
+            let lq = fused.unwrap_or_else(|| panic!("{label}: not fused")).unwrap();
+            let (want, want_lq) = composed_one_step(m, &theta, task, alpha);
+            let e = rel_err(&g, &want);
+            assert!(e < 1e-12, "{label}: relative error {e:e}");
+            assert!((lq - want_lq).abs() < 1e-12 * want_lq.abs(), "{label}: {lq} vs {want_lq}");
+            // MAML takes the fused pass: the same bits.
+            let mut gm = vec![0.0; theta.len()];
+            maml.task_gradient(m, &theta, task, &mut gm).unwrap();
+            assert_eq!(gm, g, "{label}");
+            // f32 against f64.
+            let m32: &dyn Model<f32> = &mlp;
+            let theta32: Vec<f32> = theta.iter().map(|&x| x as f32).collect();
+            let (task32, mut g32) = (task.cast::<f32>(), vec![0f32; theta.len()]);
+            let (s32, q32) = (&task32.support, &task32.query);
+            m32.one_step_meta_gradient(
+                &theta32,
+                s32,
+                q32,
+                alpha as f32,
+                &mut g32,
+                &mut Scratch::new(),
+            )
+            .unwrap()
+            .unwrap();
+            let g32: Vec<f64> = g32.iter().map(|&x| x as f64).collect();
+            let e = rel_err(&g32, &g);
+            assert!(e < 1e-5, "{label}: f32 relative error {e:e}");
+        }
+    }
+}
+
+/// The fused pass is an exact meta-gradient: central differences of the
+/// mean query loss after one step, on the smooth cases.
+#[test]
+fn fused_one_step_meta_gradient_matches_finite_differences() {
+    for (mlp, dist, alpha) in wide_input_cases().into_iter().take(2) {
+        let tasks = batch(dist.as_ref(), 2, 9);
+        let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
+        let mut maml = Maml::new(MamlConfig { inner_lr: alpha, inner_steps: 1 }).unwrap();
+        let (g, _) = meta_grad(&mut maml, &mlp, &theta, &tasks);
+        let fd = meta_loss_differences(&mut maml, &mlp, &theta, &tasks);
+        let e = rel_err(&g, &fd);
+        assert!(e < 1e-6, "{:?}: relative error {e:e}", mlp.spec().layer_sizes);
     }
 }
 

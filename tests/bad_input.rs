@@ -89,3 +89,52 @@ fn impossible_networks_are_named() {
     let e = Mlp::new(spec(&[3, 1], Loss::SoftmaxCrossEntropy)).unwrap_err();
     assert!(e.to_string().contains("at least two outputs"));
 }
+
+/// MAML's fused one-step pass (inputs wide against the support rows) checks
+/// what the composed passes check, and names a step that diverges.
+#[test]
+fn the_fused_one_step_pass_refuses_what_the_composed_passes_refuse() {
+    let m = mlp(Loss::SoftmaxCrossEntropy, &[64, 32, 20, 4]);
+    let model: &dyn Model<f64> = &m;
+    let theta: Vec<f64> = m.init(Init::UniformFanIn, &mut rng_from_seed(0));
+    let labels = |n: usize| Targets::Labels((0..n as u32).map(|i| i % 4).collect());
+    let x = |rows, cols| Matrix::from_vec(rows, cols, vec![0.5; rows * cols]).unwrap();
+    // Large inputs, large support gradients.
+    let big = Matrix::from_vec(4, 64, vec![50.0; 4 * 64]).unwrap();
+    let (support, query) = (
+        Split::new("support", big, labels(4)).unwrap(),
+        Split::new("query", x(16, 64), labels(16)).unwrap(),
+    );
+    let mut g = vec![0.0; theta.len()];
+    let run = |theta: &[f64], q: &Split<f64>, alpha: f64, g: &mut [f64]| {
+        model
+            .one_step_meta_gradient(theta, &support, q, alpha, g, &mut Scratch::new())
+            .expect("fused on these shapes")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let p = theta.len();
+    assert_eq!(
+        run(&theta[1..], &query, 0.1, &mut g.clone()),
+        format!("parameter vector length: expected {p}, got {}", p - 1)
+    );
+    let mut nan = theta.clone();
+    nan[7] = f64::NAN;
+    assert_eq!(run(&nan, &query, 0.1, &mut g), "the parameter vector θ is not finite");
+    let narrow = Split::new("query", x(16, 63), labels(16)).unwrap();
+    assert_eq!(run(&theta, &narrow, 0.1, &mut g), "input width: expected 64, got 63");
+    let bad = Split::new("query", x(2, 64), Targets::Labels(vec![0, 4])).unwrap();
+    assert_eq!(run(&theta, &bad, 0.1, &mut g), "label 4 of point 1 is not below the 4 classes");
+    assert_eq!(
+        run(&theta, &query, 0.1, &mut g[1..]),
+        format!("gradient buffer length: expected {p}, got {}", p - 1)
+    );
+    // A step too large for the floating-point range: φ's upper layers
+    // overflow; one that does not overflow but blows up the query loss.
+    assert_eq!(
+        run(&theta, &query, f64::MAX, &mut g),
+        "the inner step's φ = θ − α∇L_s(θ) is not finite"
+    );
+    assert_eq!(run(&theta, &query, 1e300, &mut g), "the loss is not finite");
+}

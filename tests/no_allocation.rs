@@ -118,15 +118,39 @@ fn every_task_family_samples_in_place() {
     }
 }
 
+/// Allocations in three meta-steps of `learner` on one thread, after a
+/// warm-up step.
+fn meta_step_allocations(
+    mlp: &Mlp,
+    dist: &dyn theta_core::TaskDistribution<f32>,
+    learner: &mut dyn theta_meta::MetaLearner<f32>,
+) -> usize {
+    use theta_meta::{TrainState, Trainer};
+    use theta_optim::{Adam, Optimizer};
+    let adam = Adam::new(1e-3).unwrap();
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+    let mut state = TrainState {
+        optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+        theta,
+        rng: rng_from_seed(1),
+        step: 0,
+    };
+    let mut trainer = Trainer::new(mlp, dist, 8).unwrap();
+    trainer.step(learner, &adam, &mut state).unwrap(); // warm-up
+    allocations_during(|| {
+        for _ in 0..3 {
+            trainer.step(learner, &adam, &mut state).unwrap();
+        }
+    })
+}
+
 /// A whole meta-step on one thread — sampling, every algorithm's per-task
 /// gradients, the reduction, the Adam step — allocates nothing after warm-up.
 #[test]
 fn meta_steps_allocate_nothing() {
-    use theta_meta::{MetaLearner, TrainState, Trainer};
-    use theta_optim::{Adam, Optimizer};
+    use theta_meta::MetaLearner;
     let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).unwrap();
     let dist = Sinusoid::new(10, 10).unwrap();
-    let adam = Adam::new(1e-3).unwrap();
     let learners: Vec<Box<dyn MetaLearner<f32>>> = vec![
         Box::new(
             theta_maml::Maml::new(theta_maml::MamlConfig { inner_lr: 0.01, inner_steps: 3 })
@@ -141,20 +165,18 @@ fn meta_steps_allocate_nothing() {
         ),
     ];
     for mut learner in learners {
-        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
-        let mut state = TrainState {
-            optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
-            theta,
-            rng: rng_from_seed(1),
-            step: 0,
-        };
-        let mut trainer = Trainer::new(&mlp, &dist, 8).unwrap();
-        trainer.step(learner.as_mut(), &adam, &mut state).unwrap(); // warm-up
-        let n = allocations_during(|| {
-            for _ in 0..3 {
-                trainer.step(learner.as_mut(), &adam, &mut state).unwrap();
-            }
-        });
+        let n = meta_step_allocations(&mlp, &dist, learner.as_mut());
         assert_eq!(n, 0, "{}: {n} allocations in 3 meta-steps", learner.name());
     }
+}
+
+/// MAML's fused one-step pass (a wide input against few support rows) sizes
+/// its scratch once, too.
+#[test]
+fn fused_one_step_meta_steps_allocate_nothing() {
+    let mlp = Mlp::new(MlpSpec::relu(&[64, 32, 20, 4], Loss::SoftmaxCrossEntropy)).unwrap();
+    let dist = GaussianBlobs::new(4, 1, 4, 64, 1.0).unwrap();
+    let mut maml = theta_maml::Maml::new(theta_maml::MamlConfig::default()).unwrap();
+    let n = meta_step_allocations(&mlp, &dist, &mut maml);
+    assert_eq!(n, 0, "{n} allocations in 3 meta-steps");
 }

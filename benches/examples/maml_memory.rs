@@ -6,8 +6,10 @@
 //! (784-256-128-64-64-5, P = 246,597), 32 tasks of 5 + 75 rows (5-way 1-shot
 //! shapes, Gaussian-blob data so that no download is needed), one thread, 20
 //! meta-steps. MAML keeps the inner trajectory φ₁…φ_{m−1} (φ₀ is θ) for its
-//! reverse pass: memory should grow by (m − 1)·P numbers and nothing per step
-//! beyond that.
+//! reverse pass: from m = 2 on, memory should grow by (m − 1)·P numbers and
+//! nothing per step beyond that. (With m = 1 MAML runs the network's fused
+//! one-step pass, which needs neither the trajectory nor the reverse pass's
+//! buffers.)
 //! Prints `m P peak_rss_kib`.
 
 use theta_core::random::rng_from_seed;

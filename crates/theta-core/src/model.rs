@@ -162,6 +162,30 @@ pub trait Model<T: Real>: Send + Sync {
     ) -> Result<()> {
         self.loss_gnvp(theta, split, v, gnvp, scratch).map(|_| ())
     }
+
+    /// MAML's meta-gradient through one inner step, as one fused pass, for
+    /// a model that has one that pays on these splits: with
+    /// `φ = θ − α∇L_s(θ)` (α = `alpha`, `L_s` the `support` loss), writes
+    /// `g = ∇_θ L_q(φ) = (I − αH_s(θ)) ∇L_q(φ)` (`L_q` the `query` loss,
+    /// `H_s` the Hessian of `L_s`) and returns `Some(L_q(φ))`, or the
+    /// error of what was wrong. `φ` itself need not be formed. The same
+    /// numbers as the composed passes up to rounding, not the same bits.
+    ///
+    /// `None` (the default): no such pass; MAML composes the meta-gradient
+    /// from [`Model::loss_grad_prepare_hvp`], [`Model::loss_grad`] and
+    /// [`Model::hvp_prepared`].
+    fn one_step_meta_gradient(
+        &self,
+        theta: &[T],
+        support: &Split<T>,
+        query: &Split<T>,
+        alpha: T,
+        g: &mut [T],
+        scratch: &mut Scratch<T>,
+    ) -> Option<Result<T>> {
+        let _ = (theta, support, query, alpha, g, scratch);
+        None
+    }
 }
 
 /// A reusable scratch buffer that grows to the largest pass asked of it.
@@ -186,7 +210,12 @@ impl<T: Real> Scratch<T> {
 
     /// The scratch slice for `pass` over `rows` points of `model`.
     pub fn get(&mut self, model: &dyn Model<T>, pass: Pass, rows: usize) -> &mut [T] {
-        let n = model.scratch_len(pass, rows);
+        self.slice(model.scratch_len(pass, rows))
+    }
+
+    /// The first `n` values, growing the buffer when it is shorter (for a
+    /// pass that sizes its scratch itself).
+    pub fn slice(&mut self, n: usize) -> &mut [T] {
         if self.buf.len() < n {
             self.buf.resize(n, T::ZERO);
         }

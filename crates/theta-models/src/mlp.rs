@@ -35,13 +35,21 @@
 //! 10 × 40 × 40 takes about 500 ns, what the small kernel's products take
 //! (the microbenches, 720–920 ns for faer's, moved by ±25% between runs),
 //! and the transpose adds about 240.
+//!
+//! MAML's fused one-step pass ([`Model::one_step_meta_gradient`]) lays out
+//! its own scratch: a Hessian-vector scratch for the support rows, a
+//! gradient scratch for the query rows, then the stacked inputs, their
+//! products with `W_1`, the Gram matrix and P values for φ.
 
 use std::ops::Range;
 
 use theta_core::random::{Rng, truncated_normal, uniform};
-use theta_core::{Error, Matrix, Model, Pass, Result, Split, Targets, check_len};
-use theta_kernels::gemm::{SMALL_ROWS, transpose};
-use theta_kernels::vector::all_finite;
+use theta_core::{Error, Matrix, Model, Pass, Result, Scratch, Split, Targets, check_len};
+use theta_kernels::activation::{
+    backward_tangent, bias_activation, column_sums, tangent_bias_activation,
+};
+use theta_kernels::gemm::{SMALL_ROWS, gemm, gemm_nt, gemm_tn, transpose};
+use theta_kernels::vector::{all_finite, axpy, axpy_to, scale};
 use theta_kernels::{Activation, Dense, Loss, Real};
 
 /// What an [`Mlp`] is: its widths, activations and loss.
@@ -325,19 +333,26 @@ impl Mlp {
         Some(&wts?[self.layers[l].wt_span(rows)?])
     }
 
-    /// Forward pass: fills `h_1 … h_L` in `hs`.
-    fn forward<T: Real>(&self, theta: &[T], x: &[T], rows: usize, hs: &mut [T]) {
+    /// Forward pass: fills `h_1 … h_L` in `hs` (with [`InputProducts::Given`],
+    /// from `x W_1` already in `h_1`).
+    fn forward<T: Real>(
+        &self,
+        theta: &[T],
+        x: &[T],
+        rows: usize,
+        hs: &mut [T],
+        products: InputProducts,
+    ) {
         for (l, layer) in self.layers.iter().enumerate() {
             let start = rows * layer.act_offset;
             let (before, rest) = hs.split_at_mut(start);
+            let (b, h) = (&theta[layer.bias.clone()], &mut rest[..rows * layer.dense.fan_out]);
+            if l == 0 && products == InputProducts::Given {
+                bias_activation(layer.dense.activation, h, b);
+                continue;
+            }
             let input = if l == 0 { x } else { self.h(before, rows, l - 1) };
-            layer.dense.forward(
-                rows,
-                input,
-                &theta[layer.weights.clone()],
-                &theta[layer.bias.clone()],
-                &mut rest[..rows * layer.dense.fan_out],
-            );
+            layer.dense.forward(rows, input, &theta[layer.weights.clone()], b, h);
         }
     }
 
@@ -354,7 +369,9 @@ impl Mlp {
         &mut hs[start..start + rows * layer.dense.fan_out]
     }
 
-    /// Tangent forward pass along v: fills `Rz_l`, `Rh_l`.
+    /// Tangent forward pass along v: fills `Rz_l`, `Rh_l` (with
+    /// [`InputProducts::Given`], from `x V_1` already in `Rz_1`).
+    #[allow(clippy::too_many_arguments)]
     fn tangent_forward<T: Real>(
         &self,
         theta: &[T],
@@ -364,10 +381,17 @@ impl Mlp {
         hs: &[T],
         rzs: &mut [T],
         rhs: &mut [T],
+        products: InputProducts,
     ) {
         for (l, layer) in self.layers.iter().enumerate() {
             let start = rows * layer.act_offset;
             let (rh_before, rh_rest) = rhs.split_at_mut(start);
+            if l == 0 && products == InputProducts::Given {
+                let (h, rh) = (self.h(hs, rows, 0), &mut rh_rest[..h_len(rows, layer)]);
+                let c = &v[layer.bias.clone()];
+                tangent_bias_activation(layer.dense.activation, h, c, self.h_mut(rzs, rows, 0), rh);
+                continue;
+            }
             let (input, rx) = if l == 0 {
                 (x, None)
             } else {
@@ -389,9 +413,10 @@ impl Mlp {
     }
 
     /// Backward pass from δh_L (in `delta_a`): writes the gradient with
-    /// respect to θ of `Σ_n δh_L[n] · h_L[n]` into `grad` when given, and
-    /// each layer's δh_l into `cache` when given (a preparation of
-    /// Hessian-vector products may want the δ chain alone).
+    /// respect to θ of `Σ_n δh_L[n] · h_L[n]` into `grad` when given (but
+    /// for `W_1` with [`InputProducts::Given`]), and each layer's δh_l into
+    /// `cache` when given (a preparation of Hessian-vector products may
+    /// want the δ chain alone). Returns the buffer that ends with δz_1.
     #[allow(clippy::too_many_arguments)]
     fn backward<'d, T: Real>(
         &self,
@@ -404,7 +429,8 @@ impl Mlp {
         mut delta_b: &'d mut [T],
         mut grad: Option<&mut [T]>,
         mut cache: Option<&mut [T]>,
-    ) {
+        products: InputProducts,
+    ) -> &'d mut [T] {
         // Without a cache, each layer hands the one below its δz (δx ⊙ σ'),
         // not δx: one sweep fewer where δx is an outer product. The cache
         // wants δh itself.
@@ -417,7 +443,10 @@ impl Mlp {
             }
             let input = if l == 0 { x } else { self.h(hs, rows, l - 1) };
             let span = layer.weights.start..layer.bias.end;
-            let g = grad.as_deref_mut().map(|g| g[span].split_at_mut(layer.weights.len()));
+            let mut g = grad.as_deref_mut().map(|g| g[span].split_at_mut(layer.weights.len()));
+            // ∂b_1 alone: the caller makes ∂W_1.
+            let bias_only =
+                if l == 0 && products == InputProducts::Given { g.take() } else { None };
             let delta_in = if l == 0 { None } else { Some(&mut *delta_b) };
             let below = (l > 0 && hands_dz).then(|| self.layers[l - 1].dense.activation);
             layer.dense.backward(
@@ -433,9 +462,31 @@ impl Mlp {
                 delta_in,
                 below,
             );
+            if let Some((_, grad_b)) = bias_only {
+                column_sums(&delta_a[..h_len(rows, layer)], grad_b);
+            }
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
+        delta_b
     }
+}
+
+/// Whether a pass makes the input layer's products with its weights or was
+/// handed them: the fused one-step meta-gradient makes `x W_1` and `x V_1`
+/// itself, and `∂W_1` and `R∂W_1` as one product after the passes
+/// ([`Mlp::one_step_meta_gradient_`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InputProducts {
+    /// The pass makes them.
+    Run,
+    /// `x W_1` (forward) or `x V_1` (tangent forward) is already in the
+    /// layer's `h_1` or `Rz_1`; the backward passes skip `∂W_1`, `R∂W_1`.
+    Given,
+}
+
+/// Values of one layer's output over `rows` rows.
+fn h_len(rows: usize, layer: &LayerLayout) -> usize {
+    rows * layer.dense.fan_out
 }
 
 /// v's length and finiteness (shared with [`crate::BatchNormMlp`]).
@@ -487,8 +538,11 @@ impl Mlp {
     /// `r.hs`): the tangent forward pass, the loss's Hessian seed, and the
     /// fused tangent backward. The δ chain is either computed along, from
     /// the seed in `r.delta_a`, writing the gradient when `grad` is given,
-    /// or read from the cache `r.dhs` of a preparation (`cached`).
-    fn tangent_pass<T: Real>(
+    /// or read from the cache `r.dhs` of a preparation (`cached`). With
+    /// [`InputProducts::Given`] (`x V_1` in `Rz_1`), it makes neither `∂W_1`
+    /// nor `R∂W_1`. Returns the buffer that ends with Rδz_1.
+    #[allow(clippy::too_many_arguments)]
+    fn tangent_pass<'a, T: Real>(
         &self,
         theta: &[T],
         split: &Split<T>,
@@ -496,10 +550,11 @@ impl Mlp {
         mut grad: Option<&mut [T]>,
         cached: bool,
         hvp: &mut [T],
-        r: Regions<'_, T>,
-    ) {
+        r: Regions<'a, T>,
+        products: InputProducts,
+    ) -> &'a mut [T] {
         let (rows, x) = (split.len(), split.x().as_slice());
-        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
+        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs, products);
         let last = self.layers.len() - 1;
         let d_out = self.output_dim_();
         self.spec.loss.output_hessian_product(
@@ -522,8 +577,17 @@ impl Mlp {
                 delta_a[..n].copy_from_slice(self.h(r.dhs, rows, l));
             }
             let span = layer.weights.start..layer.bias.end;
-            let g = grad.as_deref_mut().map(|g| g[span.clone()].split_at_mut(layer.weights.len()));
-            let (hw, hb) = hvp[span].split_at_mut(layer.weights.len());
+            let (hw, hb) = hvp[span.clone()].split_at_mut(layer.weights.len());
+            if l == 0 && products == InputProducts::Given {
+                // Rδz_1 and R∂b_1; the caller makes R∂W_1.
+                let n = h_len(rows, layer);
+                let (h, rz) = (self.h(r.hs, rows, 0), self.h(r.rzs, rows, 0));
+                let (delta, r_delta) = (&mut delta_a[..n], &mut r_delta_a[..n]);
+                backward_tangent(layer.dense.activation, h, rz, delta, r_delta);
+                column_sums(r_delta, hb);
+                return r_delta_a;
+            }
+            let g = grad.as_deref_mut().map(|g| g[span].split_at_mut(layer.weights.len()));
             let delta_in = if l == 0 || cached { None } else { Some(&mut *delta_b) };
             let r_delta_in = if l == 0 { None } else { Some(&mut *r_delta_b) };
             layer.dense.tangent_backward(
@@ -548,6 +612,7 @@ impl Mlp {
             }
             std::mem::swap(&mut r_delta_a, &mut r_delta_b);
         }
+        r_delta_b
     }
 
     /// Loss and gradient, in a scratch checked to hold `pass`.
@@ -563,7 +628,7 @@ impl Mlp {
         check_len("gradient buffer length", self.num_params, grad.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
+        self.forward(theta, x, rows, r.hs, InputProducts::Run);
         let loss = self.seed(split, r.hs, r.delta_a)?;
         // In a Hessian-vector scratch, keep the δ chain and the transposes
         // for prepared products.
@@ -573,7 +638,18 @@ impl Mlp {
         } else {
             (None, None)
         };
-        self.backward(theta, wts, x, rows, r.hs, r.delta_a, r.delta_b, Some(grad), cache);
+        self.backward(
+            theta,
+            wts,
+            x,
+            rows,
+            r.hs,
+            r.delta_a,
+            r.delta_b,
+            Some(grad),
+            cache,
+            InputProducts::Run,
+        );
         Ok(loss)
     }
 
@@ -605,7 +681,7 @@ impl Mlp {
         self.check(theta, split, pass, scratch)?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
+        self.forward(theta, x, rows, r.hs, InputProducts::Run);
         if pass == Pass::GaussNewton {
             self.transpose_weights(theta, rows, r.wts);
         }
@@ -613,6 +689,161 @@ impl Mlp {
         let loss =
             self.spec.loss.value_and_gradient(out, self.output_dim_(), split.y().as_ref(), None);
         Self::finite(loss)
+    }
+
+    /// Whether the fused one-step meta-gradient pays over `k` support and
+    /// `n` query rows. It saves the support's three `k`-row products the size
+    /// of `W_1` (`∂W_1`, `x_s V_1`, `R∂W_1`) and three sweeps over
+    /// `W_1`-sized vectors (forming φ's, the product's, and adding it to
+    /// g); it adds the Gram matrix `x_q x_sᵀ`, two `n × k × d_1` products
+    /// and copies of the stacked rows. Counted in multiply-adds and values
+    /// moved, it must save twice what it adds: the 784-wide input layer of
+    /// the Omniglot network saves six times; the sinusoid's one-wide input
+    /// would add seven times what it saves.
+    fn fuses_one_step(&self, k: usize, n: usize) -> bool {
+        let (d0, d1) = (self.layers[0].dense.fan_in, self.layers[0].dense.fan_out);
+        let saved = 3 * k * d0 * d1 + 3 * d0 * d1;
+        let added = n * k * d0 + 2 * n * k * d1 + (n + k) * (d0 + 2 * d1);
+        saved > 2 * added
+    }
+
+    /// Scratch of the fused one-step meta-gradient, in order: the support's
+    /// Hessian-vector scratch, the query's gradient scratch, the stacked
+    /// inputs `[x_q; x_s]` and their products with `W_1`, the Gram matrix
+    /// `x_q x_sᵀ`, and P values for φ and then `H_s v`.
+    fn one_step_len(&self, k: usize, n: usize) -> usize {
+        let (d0, d1) = (self.layers[0].dense.fan_in, self.layers[0].dense.fan_out);
+        self.scratch_len_(Pass::HessianVector, k)
+            + self.scratch_len_(Pass::Gradient, n)
+            + (n + k) * (d0 + d1)
+            + n * k
+            + self.num_params
+    }
+
+    /// MAML's one-step meta-gradient without forming `W_1`'s part of φ
+    /// (see [`Model::one_step_meta_gradient`]).
+    ///
+    /// The support gradient of `W_1` is `x_sᵀ δz_s` (δz_s the support's
+    /// `∂L/∂z_1`), of rank at most k, so every product with `W_1`'s part of
+    /// φ or of the query gradient runs through the k × n Gram matrix
+    /// `G = x_s x_qᵀ` instead of a `d_0 × d_1` matrix over k rows:
+    ///
+    /// ```text
+    /// x_q φ_{W_1}  = x_q W_1 − α Gᵀ δz_s        (query forward at φ)
+    /// x_s V_{W_1}  = G δz_q                     (tangent forward, V = ∇L_q(φ))
+    /// g_{W_1}      = x_qᵀ δz_q − α x_sᵀ Rδz_s   (one product over n + k rows)
+    /// ```
+    ///
+    /// The rest of φ and g (the upper layers and b_1) is formed as MAML's
+    /// composed passes form it. With a wide input and few support rows
+    /// this removes most of the support's work: for the Omniglot network
+    /// (784 inputs, 5 + 75 rows), `W_1` holds 82% of the parameters.
+    fn one_step_meta_gradient_<T: Real>(
+        &self,
+        theta: &[T],
+        support: &Split<T>,
+        query: &Split<T>,
+        alpha: T,
+        g: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.check_params(theta)?;
+        for split in [support, query] {
+            self.check_x(split.x())?;
+            self.check_targets(split)?;
+        }
+        check_len("gradient buffer length", self.num_params, g.len())?;
+        let (k, n) = (support.len(), query.len());
+        let needed = self.one_step_len(k, n);
+        if scratch.len() < needed {
+            return Err(Error::ScratchTooSmall { needed, given: scratch.len() });
+        }
+        let first = &self.layers[0];
+        let (d0, d1) = (first.dense.fan_in, first.dense.fan_out);
+        let tail = first.weights.end..self.num_params;
+        let (sup, rest) = scratch.split_at_mut(self.scratch_len_(Pass::HessianVector, k));
+        let (qry, rest) = rest.split_at_mut(self.scratch_len_(Pass::Gradient, n));
+        let (xs, rest) = rest.split_at_mut((n + k) * d0);
+        let (zs, rest) = rest.split_at_mut((n + k) * d1);
+        let (gram, rest) = rest.split_at_mut(n * k);
+        let phi = &mut rest[..self.num_params];
+
+        // [x_q; x_s] W_1 as one product, and x_q x_sᵀ.
+        xs[..n * d0].copy_from_slice(query.x().as_slice());
+        xs[n * d0..].copy_from_slice(support.x().as_slice());
+        let xs = &*xs;
+        let (xq, xsup) = xs.split_at(n * d0);
+        gemm(false, zs, xs, &theta[first.weights.clone()], n + k, d0, d1);
+        gemm_nt(false, gram, xq, xsup, n, d0, k);
+        let gram = &*gram;
+
+        // The support pass at θ, prepared for the Hessian-vector product:
+        // ∇L_s(θ) but ∂W_1, into g.
+        let s = self.regions(k, sup);
+        self.h_mut(s.hs, k, 0).copy_from_slice(&zs[n * d1..]);
+        self.forward(theta, xsup, k, s.hs, InputProducts::Given);
+        self.seed(support, s.hs, s.delta_a)?;
+        self.transpose_weights(theta, k, s.wts);
+        let (wts, dhs) = (Some(&*s.wts), Some(&mut *s.dhs));
+        let (delta_a, delta_b) = (&mut *s.delta_a, &mut *s.delta_b);
+        let dz_s = self.backward(
+            theta,
+            wts,
+            xsup,
+            k,
+            s.hs,
+            delta_a,
+            delta_b,
+            Some(g),
+            dhs,
+            InputProducts::Given,
+        );
+        let dz_s = &dz_s[..k * d1];
+        // φ = θ − α∇L_s(θ) above W_1.
+        axpy_to(-alpha, &g[tail.clone()], &theta[tail.clone()], &mut phi[tail.clone()]);
+        if !(all_finite(&phi[tail.clone()]) && all_finite(dz_s)) {
+            return Err(Error::NonFinite("the inner step's φ = θ − α∇L_s(θ)".into()));
+        }
+
+        // The query pass at φ: ∇L_q(φ) but ∂W_1, into g, and δz_q.
+        let q = self.regions(n, qry);
+        let correction = &mut q.delta_a[..n * d1];
+        gemm(false, correction, gram, dz_s, n, k, d1);
+        let zq = self.h_mut(q.hs, n, 0);
+        zq.copy_from_slice(&zs[..n * d1]);
+        axpy(-alpha, correction, zq);
+        self.forward(phi, xq, n, q.hs, InputProducts::Given);
+        let loss = self.seed(query, q.hs, q.delta_a)?;
+        let dz_q = self.backward(
+            phi,
+            None,
+            xq,
+            n,
+            q.hs,
+            q.delta_a,
+            q.delta_b,
+            Some(g),
+            None,
+            InputProducts::Given,
+        );
+        let dz_q = &dz_q[..n * d1];
+        if !(all_finite(&g[tail.clone()]) && all_finite(dz_q)) {
+            return Err(Error::NonFinite("the query gradient ∇L_q(φ)".into()));
+        }
+
+        // H_s(θ) v for v = ∇L_q(φ), whose W_1 part x_qᵀ δz_q stays unformed;
+        // φ's buffer takes the product.
+        gemm_tn(false, self.h_mut(s.rzs, k, 0), gram, dz_q, n, k, d1);
+        let hv = phi;
+        let r_dz_s = self.tangent_pass(theta, support, g, None, true, hv, s, InputProducts::Given);
+        axpy(-alpha, &hv[tail.clone()], &mut g[tail]);
+        // g_{W_1} = [x_q; x_s]ᵀ [δz_q; −α Rδz_s].
+        let (top, bottom) = zs.split_at_mut(n * d1);
+        top.copy_from_slice(dz_q);
+        bottom.copy_from_slice(&r_dz_s[..k * d1]);
+        scale(-alpha, bottom);
+        gemm_tn(false, &mut g[first.weights.clone()], xs, zs, n + k, d0, d1);
+        Ok(loss)
     }
 
     /// A loss, or the error that it is not finite.
@@ -666,7 +897,7 @@ impl<T: Real> Model<T> for Mlp {
         let rows = x.rows();
         check_len("output buffer length", rows * self.output_dim_(), out.len())?;
         let r = self.regions(rows, scratch);
-        self.forward(theta, x.as_slice(), rows, r.hs);
+        self.forward(theta, x.as_slice(), rows, r.hs, InputProducts::Run);
         out.copy_from_slice(self.h(r.hs, rows, self.layers.len() - 1));
         Ok(())
     }
@@ -700,10 +931,10 @@ impl<T: Real> Model<T> for Mlp {
         check_len("Hessian-vector buffer length", self.num_params, hvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
+        self.forward(theta, x, rows, r.hs, InputProducts::Run);
         self.transpose_weights(theta, rows, r.wts);
         let loss = self.seed(split, r.hs, r.delta_a)?;
-        self.tangent_pass(theta, split, v, Some(grad), false, hvp, r);
+        self.tangent_pass(theta, split, v, Some(grad), false, hvp, r, InputProducts::Run);
         Ok(loss)
     }
 
@@ -732,7 +963,7 @@ impl<T: Real> Model<T> for Mlp {
         self.check_prepared(theta, split, v, Pass::HessianVector, scratch)?;
         check_len("Hessian-vector buffer length", self.num_params, hvp.len())?;
         let r = self.regions(split.len(), scratch);
-        self.tangent_pass(theta, split, v, None, true, hvp, r);
+        self.tangent_pass(theta, split, v, None, true, hvp, r, InputProducts::Run);
         Ok(())
     }
 
@@ -753,16 +984,44 @@ impl<T: Real> Model<T> for Mlp {
         self.forward_loss(theta, split, Pass::GaussNewton, scratch).map(|_| ())
     }
 
+    fn one_step_meta_gradient(
+        &self,
+        theta: &[T],
+        support: &Split<T>,
+        query: &Split<T>,
+        alpha: T,
+        g: &mut [T],
+        scratch: &mut Scratch<T>,
+    ) -> Option<Result<T>> {
+        let (k, n) = (support.len(), query.len());
+        if k == 0 || n == 0 || !self.fuses_one_step(k, n) {
+            return None;
+        }
+        let scratch = scratch.slice(self.one_step_len(k, n));
+        Some(self.one_step_meta_gradient_(theta, support, query, alpha, g, scratch))
+    }
+
     fn prepare_hvp(&self, theta: &[T], split: &Split<T>, scratch: &mut [T]) -> Result<()> {
         // The forward pass and the gradient pass's δ chain, without ∂W, ∂b.
         self.check(theta, split, Pass::HessianVector, scratch)?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, r.hs);
+        self.forward(theta, x, rows, r.hs, InputProducts::Run);
         self.seed(split, r.hs, r.delta_a)?;
         self.transpose_weights(theta, rows, r.wts);
         let wts = Some(&*r.wts);
-        self.backward(theta, wts, x, rows, r.hs, r.delta_a, r.delta_b, None, Some(r.dhs));
+        self.backward(
+            theta,
+            wts,
+            x,
+            rows,
+            r.hs,
+            r.delta_a,
+            r.delta_b,
+            None,
+            Some(r.dhs),
+            InputProducts::Run,
+        );
         Ok(())
     }
 
@@ -778,7 +1037,7 @@ impl<T: Real> Model<T> for Mlp {
         check_len("Gauss-Newton-vector buffer length", self.num_params, gnvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let r = self.regions(rows, scratch);
-        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs);
+        self.tangent_forward(theta, v, x, rows, r.hs, r.rzs, r.rhs, InputProducts::Run);
         let last = self.layers.len() - 1;
         let d_out = self.output_dim_();
         let out = self.h(r.hs, rows, last);
@@ -790,7 +1049,18 @@ impl<T: Real> Model<T> for Mlp {
             &mut r.delta_a[..rows * d_out],
         );
         let wts = Some(&*r.wts);
-        self.backward(theta, wts, x, rows, r.hs, r.delta_a, r.delta_b, Some(gnvp), None);
+        self.backward(
+            theta,
+            wts,
+            x,
+            rows,
+            r.hs,
+            r.delta_a,
+            r.delta_b,
+            Some(gnvp),
+            None,
+            InputProducts::Run,
+        );
         Ok(())
     }
 }
