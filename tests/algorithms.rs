@@ -8,7 +8,7 @@ use theta_fomaml::{Fomaml, FomamlConfig};
 use theta_imaml::{Curvature, Imaml, ImamlConfig, InnerSolver};
 use theta_maml::{Maml, MamlConfig};
 use theta_meta::{MetaError, MetaLearner, TrainState, Trainer};
-use theta_models::{Init, Mlp, MlpSpec};
+use theta_models::{BatchNormMlp, Init, Mlp, MlpSpec};
 use theta_optim::{Adam, Optimizer, Sgd};
 use theta_pretrained::{Pretrained, PretrainedConfig};
 use theta_reptile::{InnerOptimizer, Reptile, ReptileConfig};
@@ -27,7 +27,7 @@ fn batch(dist: &dyn TaskDistribution<f64>, n: usize, seed: u64) -> Vec<Task<f64>
 
 fn meta_grad(
     l: &mut dyn MetaLearner<f64>,
-    m: &Mlp,
+    m: &dyn Model<f64>,
     theta: &[f64],
     tasks: &[Task<f64>],
 ) -> (Vec<f64>, f64) {
@@ -42,7 +42,7 @@ fn meta_grad(
 /// coordinate at a time.
 fn meta_loss_differences(
     l: &mut dyn MetaLearner<f64>,
-    m: &Mlp,
+    m: &dyn Model<f64>,
     theta: &[f64],
     tasks: &[Task<f64>],
 ) -> Vec<f64> {
@@ -87,21 +87,52 @@ fn maml_meta_gradient_matches_finite_differences() {
     }
 }
 
-/// The networks of the fused one-step pass: inputs wide against the
-/// support rows, so that [`Model::one_step_meta_gradient`] takes them.
-fn wide_input_cases() -> Vec<(Mlp, Box<dyn TaskDistribution<f64>>, f64)> {
-    let blobs = |classes, dim| -> Box<dyn TaskDistribution<f64>> {
-        Box::new(GaussianBlobs::new(classes, 1, 4, dim, 1.5).unwrap())
+/// A model in both precisions.
+trait BothPrecisions: Model<f64> + Model<f32> {}
+impl<M: Model<f64> + Model<f32>> BothPrecisions for M {}
+
+/// A network of the fused one-step pass (an input wide against the support
+/// rows, so that [`Model::one_step_meta_gradient`] takes it), its tasks, α.
+struct WideInput {
+    label: String,
+    model: Box<dyn BothPrecisions>,
+    theta: Vec<f64>,
+    dist: Box<dyn TaskDistribution<f64>>,
+    alpha: f64,
+}
+
+/// Plain and batch-normalised networks, every hidden activation, both losses.
+fn wide_input_cases() -> Vec<WideInput> {
+    let dist = |sizes: &[usize], loss| -> Box<dyn TaskDistribution<f64>> {
+        match loss {
+            Loss::Mse => Box::new(LinearRegression::new(sizes[0], 0.1, 6, 5).unwrap()),
+            Loss::SoftmaxCrossEntropy => {
+                Box::new(GaussianBlobs::new(*sizes.last().unwrap(), 1, 4, sizes[0], 1.5).unwrap())
+            }
+        }
     };
-    vec![
-        (net(&[40, 16, 5, 3], Activation::Tanh, Loss::SoftmaxCrossEntropy), blobs(3, 40), 0.3),
-        (
-            net(&[30, 24, 1], Activation::Sigmoid, Loss::Mse),
-            Box::new(LinearRegression::new(30, 0.1, 6, 5).unwrap()),
-            0.05,
-        ),
-        (net(&[64, 32, 20, 4], Activation::Relu, Loss::SoftmaxCrossEntropy), blobs(4, 64), 0.2),
-    ]
+    let cases: [(&[usize], _, _, _); 3] = [
+        (&[40, 16, 5, 3], Activation::Tanh, Loss::SoftmaxCrossEntropy, 0.3),
+        (&[30, 24, 1], Activation::Sigmoid, Loss::Mse, 0.05),
+        (&[64, 32, 20, 4], Activation::Relu, Loss::SoftmaxCrossEntropy, 0.2),
+    ];
+    let mut out = Vec::new();
+    for (sizes, hidden, loss, alpha) in cases {
+        let spec =
+            MlpSpec { layer_sizes: sizes.to_vec(), hidden, output: Activation::Identity, loss };
+        let mlp = Mlp::new(spec.clone()).unwrap();
+        let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(5));
+        let label = format!("{sizes:?} {hidden}");
+        out.push(WideInput {
+            label: format!("batch-normalised {label}"),
+            model: Box::new(BatchNormMlp::new(spec, 1e-3).unwrap()),
+            theta: theta.clone(),
+            dist: dist(sizes, loss),
+            alpha,
+        });
+        out.push(WideInput { label, model: Box::new(mlp), theta, dist: dist(sizes, loss), alpha });
+    }
+    out
 }
 
 /// MAML's meta-gradient through one step as the composed passes make it:
@@ -126,23 +157,21 @@ fn composed_one_step<T: theta_core::Real>(
     (g, lq)
 }
 
-/// The MLP's fused one-step meta-gradient (no W_1 part of φ, products
-/// through the Gram matrix of the inputs) computes what the composed
-/// passes compute, in f64 to rounding and in f32 to f32's precision, for
-/// every hidden activation and both losses; and MAML with one step takes it.
+/// The fused one-step meta-gradient (no W_1 part of φ, products through the
+/// Gram matrix of the inputs) computes what the composed passes compute, in
+/// f64 to rounding and in f32 to f32's precision, for plain and
+/// batch-normalised networks, every hidden activation and both losses; and
+/// MAML with one step takes it.
 #[test]
 fn fused_one_step_meta_gradient_matches_the_composed_passes() {
-    for (mlp, dist, alpha) in wide_input_cases() {
-        let label = format!("{:?} {}", mlp.spec().layer_sizes, mlp.spec().hidden);
-        let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(5));
+    for WideInput { label, model, theta, dist, alpha } in wide_input_cases() {
         let tasks = batch(dist.as_ref(), 2, 8);
-        let m: &dyn Model<f64> = &mlp;
+        let m: &dyn Model<f64> = model.as_ref();
         let mut maml = Maml::new(MamlConfig { inner_lr: alpha, inner_steps: 1 }).unwrap();
         for task in &tasks {
+            let (s, q) = (&task.support, &task.query);
             let mut g = vec![0.0; theta.len()];
-            let mut s = Scratch::new();
-            let fused =
-                m.one_step_meta_gradient(&theta, &task.support, &task.query, alpha, &mut g, &mut s);
+            let fused = m.one_step_meta_gradient(&theta, s, q, alpha, &mut g, &mut Scratch::new());
             let lq = fused.unwrap_or_else(|| panic!("{label}: not fused")).unwrap();
             let (want, want_lq) = composed_one_step(m, &theta, task, alpha);
             let e = rel_err(&g, &want);
@@ -153,20 +182,14 @@ fn fused_one_step_meta_gradient_matches_the_composed_passes() {
             maml.task_gradient(m, &theta, task, &mut gm).unwrap();
             assert_eq!(gm, g, "{label}");
             // f32 against f64.
-            let m32: &dyn Model<f32> = &mlp;
+            let m32: &dyn Model<f32> = model.as_ref();
             let theta32: Vec<f32> = theta.iter().map(|&x| x as f32).collect();
             let (task32, mut g32) = (task.cast::<f32>(), vec![0f32; theta.len()]);
-            let (s32, q32) = (&task32.support, &task32.query);
-            m32.one_step_meta_gradient(
-                &theta32,
-                s32,
-                q32,
-                alpha as f32,
-                &mut g32,
-                &mut Scratch::new(),
-            )
-            .unwrap()
-            .unwrap();
+            let (s32, q32, a32) = (&task32.support, &task32.query, alpha as f32);
+            let mut scratch = Scratch::new();
+            m32.one_step_meta_gradient(&theta32, s32, q32, a32, &mut g32, &mut scratch)
+                .unwrap()
+                .unwrap();
             let g32: Vec<f64> = g32.iter().map(|&x| x as f64).collect();
             let e = rel_err(&g32, &g);
             assert!(e < 1e-5, "{label}: f32 relative error {e:e}");
@@ -175,17 +198,17 @@ fn fused_one_step_meta_gradient_matches_the_composed_passes() {
 }
 
 /// The fused pass is an exact meta-gradient: central differences of the
-/// mean query loss after one step, on the smooth cases.
+/// mean query loss after one step, on the smooth cases (tanh, sigmoid).
 #[test]
 fn fused_one_step_meta_gradient_matches_finite_differences() {
-    for (mlp, dist, alpha) in wide_input_cases().into_iter().take(2) {
+    for WideInput { label, model, theta, dist, alpha } in wide_input_cases().into_iter().take(4) {
         let tasks = batch(dist.as_ref(), 2, 9);
-        let theta: Vec<f64> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(6));
+        let m: &dyn Model<f64> = model.as_ref();
         let mut maml = Maml::new(MamlConfig { inner_lr: alpha, inner_steps: 1 }).unwrap();
-        let (g, _) = meta_grad(&mut maml, &mlp, &theta, &tasks);
-        let fd = meta_loss_differences(&mut maml, &mlp, &theta, &tasks);
+        let (g, _) = meta_grad(&mut maml, m, &theta, &tasks);
+        let fd = meta_loss_differences(&mut maml, m, &theta, &tasks);
         let e = rel_err(&g, &fd);
-        assert!(e < 1e-6, "{:?}: relative error {e:e}", mlp.spec().layer_sizes);
+        assert!(e < 1e-6, "{label}: relative error {e:e}");
     }
 }
 

@@ -121,14 +121,14 @@ fn every_task_family_samples_in_place() {
 /// Allocations in three meta-steps of `learner` on one thread, after a
 /// warm-up step.
 fn meta_step_allocations(
-    mlp: &Mlp,
+    mlp: &dyn Model<f32>,
     dist: &dyn theta_core::TaskDistribution<f32>,
     learner: &mut dyn theta_meta::MetaLearner<f32>,
 ) -> usize {
     use theta_meta::{TrainState, Trainer};
     use theta_optim::{Adam, Optimizer};
     let adam = Adam::new(1e-3).unwrap();
-    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+    let theta: Vec<f32> = (0..mlp.num_params()).map(|i| 0.1 * ((i % 7) as f32 - 3.0)).collect();
     let mut state = TrainState {
         optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
         theta,
@@ -170,13 +170,17 @@ fn meta_steps_allocate_nothing() {
     }
 }
 
-/// MAML's fused one-step pass (a wide input against few support rows) sizes
-/// its scratch once, too.
+/// MAML's fused one-step passes (a wide input against few support rows)
+/// size their scratch once, too.
 #[test]
 fn fused_one_step_meta_steps_allocate_nothing() {
-    let mlp = Mlp::new(MlpSpec::relu(&[64, 32, 20, 4], Loss::SoftmaxCrossEntropy)).unwrap();
+    let spec = MlpSpec::relu(&[64, 32, 20, 4], Loss::SoftmaxCrossEntropy);
+    let mlp = Mlp::new(spec.clone()).unwrap();
+    let bn = BatchNormMlp::new(spec, 1e-3).unwrap();
     let dist = GaussianBlobs::new(4, 1, 4, 64, 1.0).unwrap();
-    let mut maml = theta_maml::Maml::new(theta_maml::MamlConfig::default()).unwrap();
-    let n = meta_step_allocations(&mlp, &dist, &mut maml);
-    assert_eq!(n, 0, "{n} allocations in 3 meta-steps");
+    for model in [&mlp as &dyn Model<f32>, &bn] {
+        let mut maml = theta_maml::Maml::new(theta_maml::MamlConfig::default()).unwrap();
+        let n = meta_step_allocations(model, &dist, &mut maml);
+        assert_eq!(n, 0, "{n} allocations in 3 meta-steps");
+    }
 }

@@ -14,10 +14,13 @@
 //! points φ₁ … φ_{m−1} besides θ = φ₀ — and no computation graph.
 //!
 //! With one inner step, a model may compute all of this as one pass
-//! ([`Model::one_step_meta_gradient`]): the MLP's never forms the first
-//! layer's part of φ₁ when its input is wide against the support rows (the
-//! same gradient, rounded differently; Omniglot's meta-gradient 1.3× as
-//! fast). MAML takes it whenever the model offers it.
+//! ([`Model::one_step_meta_gradient`]): theta's MLPs, plain and
+//! batch-normalised, never form the first layer's part of φ₁ when its input
+//! is wide against the support rows (the same gradient, rounded
+//! differently; on Omniglot's 784 pixels and 5 support images the
+//! meta-gradient is 1.3× as fast for the plain network, 1.5× for the
+//! batch-normalised one of the paper). MAML takes it whenever the model
+//! offers it.
 
 #![warn(missing_docs)]
 

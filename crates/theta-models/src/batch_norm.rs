@@ -17,9 +17,11 @@
 //! [ h_1…h_L | ẑ_1…ẑ_L | 1/s | stats 4·M | δ ping | δ pong | Rz_1…Rz_L | Rh_1…Rh_L | Rs | Rδ ping | Rδ pong ]
 //! ```
 //!
-//! (`Rz_l` holds R(ẑ_l + b_l) for hidden layers.)
+//! (`Rz_l` holds R(ẑ_l + b_l) for hidden layers.) MAML's fused one-step
+//! pass lays out a Hessian-vector scratch for the support rows, a gradient
+//! scratch for the query rows, then the [`Mlp`]'s input-layer buffers.
 
-use theta_core::{Error, Matrix, Model, Pass, Result, Split, check_len};
+use theta_core::{Error, Matrix, Model, Pass, Result, Scratch, Split, check_len};
 use theta_kernels::activation::{
     backward_tangent, bias_activation, column_sums, mul_activation_derivative,
     tangent_bias_activation,
@@ -28,7 +30,7 @@ use theta_kernels::batch_norm;
 use theta_kernels::gemm::{gemm, gemm_nt, gemm_sum, gemm_tn, gemm_tn_sum};
 use theta_kernels::{Loss, Real};
 
-use crate::mlp::{Init, LayerLayout, Mlp, MlpSpec, check_direction};
+use crate::mlp::{Init, InputProducts, LayerLayout, Mlp, MlpSpec, check_direction};
 
 /// An [`Mlp`] with batch normalisation before each hidden activation.
 #[derive(Clone, Debug, PartialEq)]
@@ -161,8 +163,16 @@ impl BatchNormMlp {
         Ok(())
     }
 
-    /// Forward: fills `h_l`, `ẑ_l` (hidden layers) and 1/s.
-    fn forward<T: Real>(&self, theta: &[T], x: &[T], rows: usize, r: &mut Regions<'_, T>) {
+    /// Forward: fills `h_l`, `ẑ_l` (hidden layers) and 1/s (with
+    /// [`InputProducts::Given`], from `u_1 = x W_1` already in `ẑ_1`).
+    fn forward<T: Real>(
+        &self,
+        theta: &[T],
+        x: &[T],
+        rows: usize,
+        r: &mut Regions<'_, T>,
+        products: InputProducts,
+    ) {
         let eps = T::from_f64(self.epsilon);
         for (l, layer) in self.layers().iter().enumerate() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
@@ -173,7 +183,9 @@ impl BatchNormMlp {
             let (w, b) = (&theta[layer.weights.clone()], &theta[layer.bias.clone()]);
             if self.hidden(l) {
                 let z = self.at_mut(r.zs, rows, l);
-                gemm(false, z, input, w, rows, i, o);
+                if l > 0 || products == InputProducts::Run {
+                    gemm(false, z, input, w, rows, i, o);
+                }
                 batch_norm::forward(z, eps, &mut r.inv_s[off..off + o], &mut r.stats[..o]);
                 h.copy_from_slice(z);
                 bias_activation(layer.dense.activation, h, b);
@@ -183,7 +195,8 @@ impl BatchNormMlp {
         }
     }
 
-    /// Tangent forward along v: `Rz_l` (R of the pre-activation), `Rh_l`, Rs.
+    /// Tangent forward along v: `Rz_l` (R of the pre-activation), `Rh_l`, Rs
+    /// (with [`InputProducts::Given`], from `x V_1` already in `Rz_1`).
     fn tangent_forward<T: Real>(
         &self,
         theta: &[T],
@@ -191,6 +204,7 @@ impl BatchNormMlp {
         x: &[T],
         rows: usize,
         r: &mut Regions<'_, T>,
+        products: InputProducts,
     ) {
         for (l, layer) in self.layers().iter().enumerate() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
@@ -209,6 +223,7 @@ impl BatchNormMlp {
             if self.hidden(l) {
                 match rx {
                     Some(rx) => gemm_sum(false, rz, (input, vw), (rx, w), rows, i, o),
+                    None if products == InputProducts::Given => {}
                     None => gemm(false, rz, input, vw, rows, i, o),
                 }
                 let (z, inv_s) = (self.at(r.zs, rows, l), &r.inv_s[off..off + o]);
@@ -220,15 +235,109 @@ impl BatchNormMlp {
         }
     }
 
-    /// Backward from δh_L in `delta_a`: the gradient of `Σ δh_L ⊙ h_L`.
-    fn backward<T: Real>(
+    /// The tangent backward pass, from δh_L in `delta_a` and Rδh_L in
+    /// `r_delta_a` after the forward and tangent forward passes: `H v` into
+    /// `hvp` and the gradient into `grad` when given (with
+    /// [`InputProducts::Given`], neither `∂W_1` nor `R∂W_1`). Returns
+    /// Rδu_1, the tangent of the gradient with respect to `u_1 = x W_1`.
+    #[allow(clippy::too_many_arguments)]
+    fn tangent_backward<'r, T: Real>(
+        &self,
+        theta: &[T],
+        v: &[T],
+        x: &[T],
+        rows: usize,
+        r: &'r mut Regions<'_, T>,
+        mut grad: Option<&mut [T]>,
+        hvp: &mut [T],
+        products: InputProducts,
+    ) -> &'r [T] {
+        let (mut delta_a, mut delta_b) = (&mut *r.delta_a, &mut *r.delta_b);
+        let (mut r_delta_a, mut r_delta_b) = (&mut *r.r_delta_a, &mut *r.r_delta_b);
+        for (l, layer) in self.layers().iter().enumerate().rev() {
+            let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
+            let n = rows * o;
+            let (off, _) = self.offset(l);
+            let (input, rx) = if l == 0 {
+                (x, None)
+            } else {
+                (self.at(r.hs, rows, l - 1), Some(self.at(r.rhs, rows, l - 1)))
+            };
+            let (w, vw) = (&theta[layer.weights.clone()], &v[layer.weights.clone()]);
+            let span = layer.weights.start..layer.bias.end;
+            let mut g =
+                grad.as_deref_mut().map(|g| g[span.clone()].split_at_mut(layer.weights.len()));
+            let (hw, hb) = hvp[span].split_at_mut(layer.weights.len());
+            let input_weights = l > 0 || products == InputProducts::Run;
+            let h = self.at(r.hs, rows, l);
+            let rz = self.at_mut(r.rzs, rows, l);
+            if self.hidden(l) {
+                let act = layer.dense.activation;
+                backward_tangent(act, h, rz, &mut delta_a[..n], &mut r_delta_a[..n]);
+                if let Some((_, gb)) = g.as_mut() {
+                    column_sums(&delta_a[..n], gb);
+                }
+                column_sums(&r_delta_a[..n], hb);
+                // Rẑ = R(ẑ + b) − c: the bias direction is constant over rows.
+                let vb = &v[layer.bias.clone()];
+                for row in rz.chunks_exact_mut(o) {
+                    for (a, &c) in row.iter_mut().zip(vb) {
+                        *a -= c;
+                    }
+                }
+                batch_norm::tangent_backward(
+                    self.at(r.zs, rows, l),
+                    &r.inv_s[off..off + o],
+                    rz,
+                    &r.rs[off..off + o],
+                    &mut delta_a[..n],
+                    &mut r_delta_a[..n],
+                    &mut r.stats[..4 * o],
+                );
+                if let Some((gw, _)) = g.filter(|_| input_weights) {
+                    gemm_tn(false, gw, input, delta_a, rows, i, o);
+                }
+                match rx {
+                    Some(rx) => {
+                        gemm_tn_sum(false, hw, (input, r_delta_a), (rx, delta_a), rows, i, o)
+                    }
+                    None if input_weights => gemm_tn(false, hw, input, r_delta_a, rows, i, o),
+                    None => {}
+                }
+                if l > 0 {
+                    gemm_nt(false, delta_b, delta_a, w, rows, o, i);
+                    gemm_nt(false, r_delta_b, r_delta_a, w, rows, o, i);
+                    gemm_nt(true, r_delta_b, delta_a, vw, rows, o, i);
+                }
+            } else {
+                let (delta_in, r_delta_in) = if l == 0 {
+                    (None, None)
+                } else {
+                    (Some(&mut *delta_b), Some(&mut *r_delta_b))
+                };
+                layer.dense.tangent_backward(
+                    rows, input, rx, w, None, vw, h, rz, delta_a, r_delta_a, g, hw, hb, delta_in,
+                    r_delta_in,
+                );
+            }
+            std::mem::swap(&mut delta_a, &mut delta_b);
+            std::mem::swap(&mut r_delta_a, &mut r_delta_b);
+        }
+        r_delta_b
+    }
+
+    /// Backward from δh_L in `delta_a`: the gradient of `Σ δh_L ⊙ h_L`
+    /// (but `∂W_1` with [`InputProducts::Given`]). Returns δu_1, the
+    /// gradient with respect to `u_1 = x W_1` (for a hidden input layer).
+    fn backward<'r, T: Real>(
         &self,
         theta: &[T],
         x: &[T],
         rows: usize,
-        r: &mut Regions<'_, T>,
+        r: &'r mut Regions<'_, T>,
         grad: &mut [T],
-    ) {
+        products: InputProducts,
+    ) -> &'r [T] {
         let (mut delta_a, mut delta_b) = (&mut *r.delta_a, &mut *r.delta_b);
         for (l, layer) in self.layers().iter().enumerate().rev() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
@@ -251,7 +360,9 @@ impl BatchNormMlp {
                     &mut q[..o],
                     &mut mean[..o],
                 );
-                gemm_tn(false, gw, input, delta_a, rows, i, o);
+                if l > 0 || products == InputProducts::Run {
+                    gemm_tn(false, gw, input, delta_a, rows, i, o);
+                }
                 if let Some(d) = delta_in {
                     gemm_nt(false, d, delta_a, w, rows, o, i);
                 }
@@ -264,6 +375,7 @@ impl BatchNormMlp {
             }
             std::mem::swap(&mut delta_a, &mut delta_b);
         }
+        delta_b
     }
 }
 
@@ -299,7 +411,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
         let d_out = Model::<T>::output_dim(self);
         check_len("output buffer length", rows * d_out, out.len())?;
         let mut r = self.regions(rows, scratch);
-        self.forward(theta, x.as_slice(), rows, &mut r);
+        self.forward(theta, x.as_slice(), rows, &mut r, InputProducts::Run);
         out.copy_from_slice(self.at(r.hs, rows, self.layers().len() - 1));
         Ok(())
     }
@@ -308,7 +420,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
         self.check(theta, split, Pass::Loss, scratch)?;
         let rows = split.len();
         let mut r = self.regions(rows, scratch);
-        self.forward(theta, split.x().as_slice(), rows, &mut r);
+        self.forward(theta, split.x().as_slice(), rows, &mut r, InputProducts::Run);
         let out = self.at(r.hs, rows, self.layers().len() - 1);
         let d_out = Model::<T>::output_dim(self);
         Mlp::finite(self.loss_kind_().value_and_gradient(out, d_out, split.y().as_ref(), None))
@@ -325,17 +437,9 @@ impl<T: Real> Model<T> for BatchNormMlp {
         check_len("gradient buffer length", self.mlp.num_params_(), grad.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let mut r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, &mut r);
-        let d_out = Model::<T>::output_dim(self);
-        let out = self.at(r.hs, rows, self.layers().len() - 1);
-        let loss = self.loss_kind_().value_and_gradient(
-            out,
-            d_out,
-            split.y().as_ref(),
-            Some(&mut r.delta_a[..rows * d_out]),
-        );
-        let loss = Mlp::finite(loss)?;
-        self.backward(theta, x, rows, &mut r, grad);
+        self.forward(theta, x, rows, &mut r, InputProducts::Run);
+        let loss = self.seed(split, &mut r)?;
+        self.backward(theta, x, rows, &mut r, grad, InputProducts::Run);
         Ok(loss)
     }
 
@@ -355,8 +459,8 @@ impl<T: Real> Model<T> for BatchNormMlp {
         check_len("Hessian-vector buffer length", p, hvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let mut r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, &mut r);
-        self.tangent_forward(theta, v, x, rows, &mut r);
+        self.forward(theta, x, rows, &mut r, InputProducts::Run);
+        self.tangent_forward(theta, v, x, rows, &mut r, InputProducts::Run);
         let last = self.layers().len() - 1;
         let d_out = Model::<T>::output_dim(self);
         let n_out = rows * d_out;
@@ -374,84 +478,29 @@ impl<T: Real> Model<T> for BatchNormMlp {
             self.at(r.rhs, rows, last),
             &mut r.r_delta_a[..n_out],
         );
-        let (mut delta_a, mut delta_b) = (&mut *r.delta_a, &mut *r.delta_b);
-        let (mut r_delta_a, mut r_delta_b) = (&mut *r.r_delta_a, &mut *r.r_delta_b);
-        for (l, layer) in self.layers().iter().enumerate().rev() {
-            let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
-            let n = rows * o;
-            let (off, _) = self.offset(l);
-            let (input, rx) = if l == 0 {
-                (x, None)
-            } else {
-                (self.at(r.hs, rows, l - 1), Some(self.at(r.rhs, rows, l - 1)))
-            };
-            let (w, vw) = (&theta[layer.weights.clone()], &v[layer.weights.clone()]);
-            let span = layer.weights.start..layer.bias.end;
-            let (gw, gb) = grad[span.clone()].split_at_mut(layer.weights.len());
-            let (hw, hb) = hvp[span].split_at_mut(layer.weights.len());
-            let h = self.at(r.hs, rows, l);
-            let rz = self.at_mut(r.rzs, rows, l);
-            if self.hidden(l) {
-                let act = layer.dense.activation;
-                backward_tangent(act, h, rz, &mut delta_a[..n], &mut r_delta_a[..n]);
-                column_sums(&delta_a[..n], gb);
-                column_sums(&r_delta_a[..n], hb);
-                // Rẑ = R(ẑ + b) − c: the bias direction is constant over rows.
-                let vb = &v[layer.bias.clone()];
-                for row in rz.chunks_exact_mut(o) {
-                    for (a, &c) in row.iter_mut().zip(vb) {
-                        *a -= c;
-                    }
-                }
-                batch_norm::tangent_backward(
-                    self.at(r.zs, rows, l),
-                    &r.inv_s[off..off + o],
-                    rz,
-                    &r.rs[off..off + o],
-                    &mut delta_a[..n],
-                    &mut r_delta_a[..n],
-                    &mut r.stats[..4 * o],
-                );
-                gemm_tn(false, gw, input, delta_a, rows, i, o);
-                match rx {
-                    Some(rx) => {
-                        gemm_tn_sum(false, hw, (input, r_delta_a), (rx, delta_a), rows, i, o)
-                    }
-                    None => gemm_tn(false, hw, input, r_delta_a, rows, i, o),
-                }
-                if l > 0 {
-                    gemm_nt(false, delta_b, delta_a, w, rows, o, i);
-                    gemm_nt(false, r_delta_b, r_delta_a, w, rows, o, i);
-                    gemm_nt(true, r_delta_b, delta_a, vw, rows, o, i);
-                }
-            } else {
-                let (delta_in, r_delta_in) = if l == 0 {
-                    (None, None)
-                } else {
-                    (Some(&mut *delta_b), Some(&mut *r_delta_b))
-                };
-                layer.dense.tangent_backward(
-                    rows,
-                    input,
-                    rx,
-                    w,
-                    None,
-                    vw,
-                    h,
-                    rz,
-                    delta_a,
-                    r_delta_a,
-                    Some((gw, gb)),
-                    hw,
-                    hb,
-                    delta_in,
-                    r_delta_in,
-                );
-            }
-            std::mem::swap(&mut delta_a, &mut delta_b);
-            std::mem::swap(&mut r_delta_a, &mut r_delta_b);
-        }
+        self.tangent_backward(theta, v, x, rows, &mut r, Some(grad), hvp, InputProducts::Run);
         Ok(loss)
+    }
+
+    fn one_step_meta_gradient(
+        &self,
+        theta: &[T],
+        support: &Split<T>,
+        query: &Split<T>,
+        alpha: T,
+        g: &mut [T],
+        scratch: &mut Scratch<T>,
+    ) -> Option<Result<T>> {
+        let (k, n) = (support.len(), query.len());
+        // The input layer must be a batch-normalised hidden layer.
+        if self.layers().len() < 2 || !self.mlp.fuses_one_step(k, n) {
+            return None;
+        }
+        let len = self.scratch_len_(Pass::HessianVector, k)
+            + self.scratch_len_(Pass::Gradient, n)
+            + self.mlp.one_step_input_len(k, n);
+        let scratch = scratch.slice(len);
+        Some(self.one_step_meta_gradient_(theta, support, query, alpha, g, scratch))
     }
 
     fn loss_gnvp(
@@ -467,8 +516,8 @@ impl<T: Real> Model<T> for BatchNormMlp {
         check_len("Gauss-Newton-vector buffer length", self.mlp.num_params_(), gnvp.len())?;
         let (rows, x) = (split.len(), split.x().as_slice());
         let mut r = self.regions(rows, scratch);
-        self.forward(theta, x, rows, &mut r);
-        self.tangent_forward(theta, v, x, rows, &mut r);
+        self.forward(theta, x, rows, &mut r, InputProducts::Run);
+        self.tangent_forward(theta, v, x, rows, &mut r, InputProducts::Run);
         let last = self.layers().len() - 1;
         let d_out = Model::<T>::output_dim(self);
         let out = self.at(r.hs, rows, last);
@@ -481,7 +530,7 @@ impl<T: Real> Model<T> for BatchNormMlp {
             self.at(r.rhs, rows, last),
             &mut r.delta_a[..rows * d_out],
         );
-        self.backward(theta, x, rows, &mut r, gnvp);
+        self.backward(theta, x, rows, &mut r, gnvp, InputProducts::Run);
         Ok(loss)
     }
 }
@@ -489,5 +538,69 @@ impl<T: Real> Model<T> for BatchNormMlp {
 impl BatchNormMlp {
     fn loss_kind_(&self) -> Loss {
         self.mlp.spec().loss
+    }
+
+    /// The loss at the output (in `r.hs`) of a pass over `split`, and its
+    /// gradient δh_L into `r.delta_a`.
+    fn seed<T: Real>(&self, split: &Split<T>, r: &mut Regions<'_, T>) -> Result<T> {
+        let (rows, d_out) = (split.len(), Model::<T>::output_dim(self));
+        let out = self.at(r.hs, rows, self.layers().len() - 1);
+        let delta = Some(&mut r.delta_a[..rows * d_out]);
+        Mlp::finite(self.loss_kind_().value_and_gradient(out, d_out, split.y().as_ref(), delta))
+    }
+
+    /// MAML's one-step meta-gradient without forming `W_1`'s part of φ, as
+    /// the [`Mlp`]'s (`Mlp::one_step_meta_gradient_`), with `u_1 = x W_1`,
+    /// the input to the first batch normalisation, in place of `z_1`: the
+    /// support gradient of `W_1` is `x_sᵀ δu_s`, of rank at most k. The
+    /// support's Hessian-vector pass reruns its δ chain beside the tangent
+    /// (the network has no prepared products), without the gradient.
+    fn one_step_meta_gradient_<T: Real>(
+        &self,
+        theta: &[T],
+        support: &Split<T>,
+        query: &Split<T>,
+        alpha: T,
+        g: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        self.mlp.one_step_checks(theta, support, query, g)?;
+        let (k, n) = (support.len(), query.len());
+        let (sup, rest) = scratch.split_at_mut(self.scratch_len_(Pass::HessianVector, k));
+        let (qry, rest) = rest.split_at_mut(self.scratch_len_(Pass::Gradient, n));
+        let mut os = self.mlp.one_step_input(theta, support, query, rest);
+        let (xq, xsup) = os.inputs();
+        let given = InputProducts::Given;
+
+        // ∇L_s(θ) but ∂W_1, into g; φ above W_1.
+        let mut s = self.regions(k, sup);
+        self.at_mut(s.zs, k, 0).copy_from_slice(os.support_product());
+        self.forward(theta, xsup, k, &mut s, given);
+        self.seed(support, &mut s)?;
+        let du_s = self.backward(theta, xsup, k, &mut s, g, given);
+        self.mlp.one_step_phi(&mut os, theta, g, alpha, du_s)?;
+
+        // ∇L_q(φ) but ∂W_1, into g, and δu_q.
+        let mut q = self.regions(n, qry);
+        os.query_product(alpha, du_s, self.at_mut(q.zs, n, 0), q.delta_a);
+        self.forward(os.phi, xq, n, &mut q, given);
+        let loss = self.seed(query, &mut q)?;
+        let du_q = self.backward(os.phi, xq, n, &mut q, g, given);
+        os.check_query_gradient(g, du_q)?;
+
+        // H_s(θ) v for v = ∇L_q(φ), into φ's buffer.
+        os.support_tangent_product(du_q, self.at_mut(s.rzs, k, 0));
+        self.tangent_forward(theta, g, xsup, k, &mut s, given);
+        self.seed(support, &mut s)?;
+        let (last, d_out) = (self.layers().len() - 1, Model::<T>::output_dim(self));
+        self.loss_kind_().output_hessian_product(
+            self.at(s.hs, k, last),
+            d_out,
+            self.at(s.rhs, k, last),
+            &mut s.r_delta_a[..k * d_out],
+        );
+        let r_du_s = self.tangent_backward(theta, g, xsup, k, &mut s, None, os.phi, given);
+        self.mlp.one_step_finish(os, alpha, du_q, r_du_s, g);
+        Ok(loss)
     }
 }

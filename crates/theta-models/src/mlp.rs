@@ -476,12 +476,70 @@ impl Mlp {
 /// itself, and `∂W_1` and `R∂W_1` as one product after the passes
 /// ([`Mlp::one_step_meta_gradient_`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum InputProducts {
+pub(crate) enum InputProducts {
     /// The pass makes them.
     Run,
     /// `x W_1` (forward) or `x V_1` (tangent forward) is already in the
     /// layer's `h_1` or `Rz_1`; the backward passes skip `∂W_1`, `R∂W_1`.
     Given,
+}
+
+/// The input layer's buffers of a fused one-step pass (shared with
+/// [`crate::BatchNormMlp`]), `k` support rows and `n` query rows, `W_1`
+/// of `d_0 × d_1`.
+pub(crate) struct OneStep<'a, T> {
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    pub(crate) d0: usize,
+    pub(crate) d1: usize,
+    /// Where `W_1` sits in θ.
+    weights: Range<usize>,
+    /// `[x_q; x_s]`.
+    xs: &'a [T],
+    /// `[x_q; x_s] W_1`; at the end, `[δu_q; −α Rδu_s]`.
+    us: &'a mut [T],
+    /// `x_q x_sᵀ`, n × k.
+    gram: &'a [T],
+    /// P values: φ above `W_1`, then `H_s v`.
+    pub(crate) phi: &'a mut [T],
+}
+
+impl<'a, T: Real> OneStep<'a, T> {
+    /// `(x_q, x_s)`.
+    pub(crate) fn inputs(&self) -> (&'a [T], &'a [T]) {
+        self.xs.split_at(self.n * self.d0)
+    }
+
+    /// `x_s W_1`.
+    pub(crate) fn support_product(&self) -> &[T] {
+        &self.us[self.n * self.d1..]
+    }
+
+    /// `x_q φ_{W_1} = x_q W_1 − α (x_q x_sᵀ) δu_s` into `u_q`, with `work`
+    /// (n · d_1 values) for the correction.
+    pub(crate) fn query_product(&self, alpha: T, du_s: &[T], u_q: &mut [T], work: &mut [T]) {
+        let (n, k, d1) = (self.n, self.k, self.d1);
+        let correction = &mut work[..n * d1];
+        gemm(false, correction, self.gram, &du_s[..k * d1], n, k, d1);
+        u_q.copy_from_slice(&self.us[..n * d1]);
+        axpy(-alpha, correction, u_q);
+    }
+
+    /// An error when the query gradient (but `W_1`'s, in g) or δu_q is not
+    /// finite.
+    pub(crate) fn check_query_gradient(&self, g: &[T], du_q: &[T]) -> Result<()> {
+        if all_finite(&g[self.weights.end..]) && all_finite(&du_q[..self.n * self.d1]) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite("the query gradient ∇L_q(φ)".into()))
+        }
+    }
+
+    /// `x_s V_{W_1} = (x_s x_qᵀ) δu_q` into `ru_s`, V = ∇L_q(φ).
+    pub(crate) fn support_tangent_product(&self, du_q: &[T], ru_s: &mut [T]) {
+        let (n, k, d1) = (self.n, self.k, self.d1);
+        gemm_tn(false, ru_s, self.gram, &du_q[..n * d1], n, k, d1);
+    }
 }
 
 /// Values of one layer's output over `rows` rows.
@@ -700,24 +758,109 @@ impl Mlp {
     /// moved, it must save twice what it adds: the 784-wide input layer of
     /// the Omniglot network saves six times; the sinusoid's one-wide input
     /// would add seven times what it saves.
-    fn fuses_one_step(&self, k: usize, n: usize) -> bool {
+    pub(crate) fn fuses_one_step(&self, k: usize, n: usize) -> bool {
         let (d0, d1) = (self.layers[0].dense.fan_in, self.layers[0].dense.fan_out);
         let saved = 3 * k * d0 * d1 + 3 * d0 * d1;
         let added = n * k * d0 + 2 * n * k * d1 + (n + k) * (d0 + 2 * d1);
-        saved > 2 * added
+        k > 0 && n > 0 && saved > 2 * added
     }
 
-    /// Scratch of the fused one-step meta-gradient, in order: the support's
-    /// Hessian-vector scratch, the query's gradient scratch, the stacked
-    /// inputs `[x_q; x_s]` and their products with `W_1`, the Gram matrix
-    /// `x_q x_sᵀ`, and P values for φ and then `H_s v`.
-    fn one_step_len(&self, k: usize, n: usize) -> usize {
+    /// The end of a fused one-step scratch, after the model's support and
+    /// query scratches: the stacked inputs `[x_q; x_s]` and their products
+    /// with `W_1`, the Gram matrix `x_q x_sᵀ`, and P values for φ and then
+    /// `H_s v`.
+    pub(crate) fn one_step_input_len(&self, k: usize, n: usize) -> usize {
         let (d0, d1) = (self.layers[0].dense.fan_in, self.layers[0].dense.fan_out);
+        (n + k) * (d0 + d1) + n * k + self.num_params
+    }
+
+    /// The checks of a fused one-step pass: θ, both splits, g.
+    pub(crate) fn one_step_checks<T: Real>(
+        &self,
+        theta: &[T],
+        support: &Split<T>,
+        query: &Split<T>,
+        g: &[T],
+    ) -> Result<()> {
+        self.check_params(theta)?;
+        for split in [support, query] {
+            self.check_x(split.x())?;
+            self.check_targets(split)?;
+        }
+        check_len("gradient buffer length", self.num_params, g.len())
+    }
+
+    /// Lays out the input layer's buffers of a fused one-step pass in
+    /// `scratch` (of [`Mlp::one_step_input_len`] values) and makes `[x_q;
+    /// x_s] W_1` (one product over the stacked rows) and `x_q x_sᵀ`.
+    pub(crate) fn one_step_input<'a, T: Real>(
+        &self,
+        theta: &[T],
+        support: &Split<T>,
+        query: &Split<T>,
+        scratch: &'a mut [T],
+    ) -> OneStep<'a, T> {
+        let first = &self.layers[0];
+        let (k, n, d0, d1) = (support.len(), query.len(), first.dense.fan_in, first.dense.fan_out);
+        let (xs, rest) = scratch.split_at_mut((n + k) * d0);
+        let (us, rest) = rest.split_at_mut((n + k) * d1);
+        let (gram, rest) = rest.split_at_mut(n * k);
+        xs[..n * d0].copy_from_slice(query.x().as_slice());
+        xs[n * d0..].copy_from_slice(support.x().as_slice());
+        gemm(false, us, xs, &theta[first.weights.clone()], n + k, d0, d1);
+        let (xq, xsup) = xs.split_at(n * d0);
+        gemm_nt(false, gram, xq, xsup, n, d0, k);
+        let (weights, phi) = (first.weights.clone(), &mut rest[..self.num_params]);
+        OneStep { k, n, d0, d1, weights, xs, us, gram, phi }
+    }
+
+    /// φ = θ − α∇L_s(θ) above `W_1`, from the support gradient in `g`, into
+    /// `os.phi`; an error when φ or δu_s (the support's `∂L/∂(x W_1)`) is
+    /// not finite.
+    pub(crate) fn one_step_phi<T: Real>(
+        &self,
+        os: &mut OneStep<'_, T>,
+        theta: &[T],
+        g: &[T],
+        alpha: T,
+        du_s: &[T],
+    ) -> Result<()> {
+        let tail = os.weights.end..self.num_params;
+        axpy_to(-alpha, &g[tail.clone()], &theta[tail.clone()], &mut os.phi[tail.clone()]);
+        if all_finite(&os.phi[tail]) && all_finite(&du_s[..os.k * os.d1]) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite("the inner step's φ = θ − α∇L_s(θ)".into()))
+        }
+    }
+
+    /// The last of a fused one-step pass, with the query gradient but `W_1`'s
+    /// in `g`, `H_s v` but `W_1`'s in `os.phi`, δu_q and Rδu_s: `g ← g − α
+    /// H_s v` above `W_1`, and `g_{W_1} = [x_q; x_s]ᵀ [δu_q; −α Rδu_s]`.
+    pub(crate) fn one_step_finish<T: Real>(
+        &self,
+        os: OneStep<'_, T>,
+        alpha: T,
+        du_q: &[T],
+        r_du_s: &[T],
+        g: &mut [T],
+    ) {
+        let tail = os.weights.end..self.num_params;
+        axpy(-alpha, &os.phi[tail.clone()], &mut g[tail]);
+        let (top, bottom) = os.us.split_at_mut(os.n * os.d1);
+        top.copy_from_slice(&du_q[..os.n * os.d1]);
+        bottom.copy_from_slice(&r_du_s[..os.k * os.d1]);
+        scale(-alpha, bottom);
+        gemm_tn(false, &mut g[os.weights], os.xs, os.us, os.n + os.k, os.d0, os.d1);
+    }
+
+    /// Scratch of the MLP's fused one-step meta-gradient: the support's
+    /// Hessian-vector scratch, the query's gradient scratch, then
+    /// [`Mlp::one_step_input_len`].
+    fn one_step_len(&self, k: usize, n: usize) -> usize {
         self.scratch_len_(Pass::HessianVector, k)
             + self.scratch_len_(Pass::Gradient, n)
-            + (n + k) * (d0 + d1)
-            + n * k
-            + self.num_params
+            + self.one_step_input_len(k, n)
     }
 
     /// MAML's one-step meta-gradient without forming `W_1`'s part of φ
@@ -747,102 +890,40 @@ impl Mlp {
         g: &mut [T],
         scratch: &mut [T],
     ) -> Result<T> {
-        self.check_params(theta)?;
-        for split in [support, query] {
-            self.check_x(split.x())?;
-            self.check_targets(split)?;
-        }
-        check_len("gradient buffer length", self.num_params, g.len())?;
+        self.one_step_checks(theta, support, query, g)?;
         let (k, n) = (support.len(), query.len());
-        let needed = self.one_step_len(k, n);
-        if scratch.len() < needed {
-            return Err(Error::ScratchTooSmall { needed, given: scratch.len() });
-        }
-        let first = &self.layers[0];
-        let (d0, d1) = (first.dense.fan_in, first.dense.fan_out);
-        let tail = first.weights.end..self.num_params;
         let (sup, rest) = scratch.split_at_mut(self.scratch_len_(Pass::HessianVector, k));
         let (qry, rest) = rest.split_at_mut(self.scratch_len_(Pass::Gradient, n));
-        let (xs, rest) = rest.split_at_mut((n + k) * d0);
-        let (zs, rest) = rest.split_at_mut((n + k) * d1);
-        let (gram, rest) = rest.split_at_mut(n * k);
-        let phi = &mut rest[..self.num_params];
-
-        // [x_q; x_s] W_1 as one product, and x_q x_sᵀ.
-        xs[..n * d0].copy_from_slice(query.x().as_slice());
-        xs[n * d0..].copy_from_slice(support.x().as_slice());
-        let xs = &*xs;
-        let (xq, xsup) = xs.split_at(n * d0);
-        gemm(false, zs, xs, &theta[first.weights.clone()], n + k, d0, d1);
-        gemm_nt(false, gram, xq, xsup, n, d0, k);
-        let gram = &*gram;
+        let mut os = self.one_step_input(theta, support, query, rest);
+        let (xq, xsup) = os.inputs();
 
         // The support pass at θ, prepared for the Hessian-vector product:
         // ∇L_s(θ) but ∂W_1, into g.
         let s = self.regions(k, sup);
-        self.h_mut(s.hs, k, 0).copy_from_slice(&zs[n * d1..]);
+        self.h_mut(s.hs, k, 0).copy_from_slice(os.support_product());
         self.forward(theta, xsup, k, s.hs, InputProducts::Given);
         self.seed(support, s.hs, s.delta_a)?;
         self.transpose_weights(theta, k, s.wts);
         let (wts, dhs) = (Some(&*s.wts), Some(&mut *s.dhs));
-        let (delta_a, delta_b) = (&mut *s.delta_a, &mut *s.delta_b);
-        let dz_s = self.backward(
-            theta,
-            wts,
-            xsup,
-            k,
-            s.hs,
-            delta_a,
-            delta_b,
-            Some(g),
-            dhs,
-            InputProducts::Given,
-        );
-        let dz_s = &dz_s[..k * d1];
-        // φ = θ − α∇L_s(θ) above W_1.
-        axpy_to(-alpha, &g[tail.clone()], &theta[tail.clone()], &mut phi[tail.clone()]);
-        if !(all_finite(&phi[tail.clone()]) && all_finite(dz_s)) {
-            return Err(Error::NonFinite("the inner step's φ = θ − α∇L_s(θ)".into()));
-        }
+        let (da, db) = (&mut *s.delta_a, &mut *s.delta_b);
+        let given = InputProducts::Given;
+        let dz_s = self.backward(theta, wts, xsup, k, s.hs, da, db, Some(g), dhs, given);
+        self.one_step_phi(&mut os, theta, g, alpha, dz_s)?;
 
         // The query pass at φ: ∇L_q(φ) but ∂W_1, into g, and δz_q.
         let q = self.regions(n, qry);
-        let correction = &mut q.delta_a[..n * d1];
-        gemm(false, correction, gram, dz_s, n, k, d1);
-        let zq = self.h_mut(q.hs, n, 0);
-        zq.copy_from_slice(&zs[..n * d1]);
-        axpy(-alpha, correction, zq);
-        self.forward(phi, xq, n, q.hs, InputProducts::Given);
+        os.query_product(alpha, dz_s, self.h_mut(q.hs, n, 0), q.delta_a);
+        self.forward(os.phi, xq, n, q.hs, given);
         let loss = self.seed(query, q.hs, q.delta_a)?;
-        let dz_q = self.backward(
-            phi,
-            None,
-            xq,
-            n,
-            q.hs,
-            q.delta_a,
-            q.delta_b,
-            Some(g),
-            None,
-            InputProducts::Given,
-        );
-        let dz_q = &dz_q[..n * d1];
-        if !(all_finite(&g[tail.clone()]) && all_finite(dz_q)) {
-            return Err(Error::NonFinite("the query gradient ∇L_q(φ)".into()));
-        }
+        let dz_q =
+            self.backward(os.phi, None, xq, n, q.hs, q.delta_a, q.delta_b, Some(g), None, given);
+        os.check_query_gradient(g, dz_q)?;
 
         // H_s(θ) v for v = ∇L_q(φ), whose W_1 part x_qᵀ δz_q stays unformed;
         // φ's buffer takes the product.
-        gemm_tn(false, self.h_mut(s.rzs, k, 0), gram, dz_q, n, k, d1);
-        let hv = phi;
-        let r_dz_s = self.tangent_pass(theta, support, g, None, true, hv, s, InputProducts::Given);
-        axpy(-alpha, &hv[tail.clone()], &mut g[tail]);
-        // g_{W_1} = [x_q; x_s]ᵀ [δz_q; −α Rδz_s].
-        let (top, bottom) = zs.split_at_mut(n * d1);
-        top.copy_from_slice(dz_q);
-        bottom.copy_from_slice(&r_dz_s[..k * d1]);
-        scale(-alpha, bottom);
-        gemm_tn(false, &mut g[first.weights.clone()], xs, zs, n + k, d0, d1);
+        os.support_tangent_product(dz_q, self.h_mut(s.rzs, k, 0));
+        let r_dz_s = self.tangent_pass(theta, support, g, None, true, os.phi, s, given);
+        self.one_step_finish(os, alpha, dz_q, r_dz_s, g);
         Ok(loss)
     }
 
@@ -994,7 +1075,7 @@ impl<T: Real> Model<T> for Mlp {
         scratch: &mut Scratch<T>,
     ) -> Option<Result<T>> {
         let (k, n) = (support.len(), query.len());
-        if k == 0 || n == 0 || !self.fuses_one_step(k, n) {
+        if !self.fuses_one_step(k, n) {
             return None;
         }
         let scratch = scratch.slice(self.one_step_len(k, n));
