@@ -460,6 +460,33 @@ fn same_seed_same_parameters_bit_for_bit() {
     }
 }
 
+/// MAML's fused one-step pass (the batch-normalised network, a wide input)
+/// trains to the same bits on every thread count too.
+#[test]
+fn fused_one_step_training_is_the_same_on_every_thread_count() {
+    let spec = MlpSpec::relu(&[64, 32, 20, 4], Loss::SoftmaxCrossEntropy);
+    let bn = BatchNormMlp::new(spec, 1e-3).unwrap();
+    let dist = GaussianBlobs::new(4, 1, 4, 64, 1.0).unwrap();
+    let adam = Adam::new(1e-3).unwrap();
+    let run = |threads: usize| {
+        let theta: Vec<f32> = bn.init(Init::UniformFanIn, &mut rng_from_seed(3));
+        let mut state = TrainState {
+            optimizer: Optimizer::<f32>::init_state(&adam, theta.len()),
+            theta,
+            rng: rng_from_seed(4),
+            step: 0,
+        };
+        let mut maml = Maml::new(MamlConfig { inner_lr: 0.4, inner_steps: 1 }).unwrap();
+        let mut trainer = Trainer::new(&bn, &dist, 6).unwrap().with_threads(threads).unwrap();
+        trainer.run(&mut maml, &adam, &mut state, 10, &mut ()).unwrap();
+        state.theta.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    };
+    let one = run(1);
+    for threads in [2, 3, 5] {
+        assert_eq!(one, run(threads), "{threads} threads");
+    }
+}
+
 #[test]
 fn divergence_is_reported_with_its_step() {
     let mlp = net(&[1, 40, 40, 1], Activation::Relu, Loss::Mse);
