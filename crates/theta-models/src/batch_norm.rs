@@ -578,7 +578,7 @@ impl BatchNormMlp {
         self.forward(theta, xsup, k, &mut s, given);
         self.seed(support, &mut s)?;
         let du_s = self.backward(theta, xsup, k, &mut s, g, given);
-        self.mlp.one_step_phi(&mut os, theta, g, alpha, du_s)?;
+        os.form_phi(theta, g, alpha, du_s)?;
 
         // ∇L_q(φ) but ∂W_1, into g, and δu_q.
         let mut q = self.regions(n, qry);
@@ -600,7 +600,7 @@ impl BatchNormMlp {
             &mut s.r_delta_a[..k * d_out],
         );
         let r_du_s = self.tangent_backward(theta, g, xsup, k, &mut s, None, os.phi, given);
-        self.mlp.one_step_finish(os, alpha, du_q, r_du_s, g);
+        os.finish(alpha, du_q, r_du_s, g);
         Ok(loss)
     }
 }

@@ -484,14 +484,14 @@ pub(crate) enum InputProducts {
     Given,
 }
 
-/// The input layer's buffers of a fused one-step pass (shared with
-/// [`crate::BatchNormMlp`]), `k` support rows and `n` query rows, `W_1`
-/// of `d_0 × d_1`.
+/// The input layer's side of a fused one-step pass (shared with
+/// [`crate::BatchNormMlp`]): its buffers, `k` support rows and `n` query
+/// rows, `W_1` of `d_0 × d_1`, and every step that touches `W_1` or φ.
 pub(crate) struct OneStep<'a, T> {
-    pub(crate) k: usize,
-    pub(crate) n: usize,
-    pub(crate) d0: usize,
-    pub(crate) d1: usize,
+    k: usize,
+    n: usize,
+    d0: usize,
+    d1: usize,
     /// Where `W_1` sits in θ.
     weights: Range<usize>,
     /// `[x_q; x_s]`.
@@ -523,6 +523,33 @@ impl<'a, T: Real> OneStep<'a, T> {
         gemm(false, correction, self.gram, &du_s[..k * d1], n, k, d1);
         u_q.copy_from_slice(&self.us[..n * d1]);
         axpy(-alpha, correction, u_q);
+    }
+
+    /// φ = θ − α∇L_s(θ) above `W_1`, from the support gradient in `g`, into
+    /// `self.phi`; an error when φ or δu_s (the support's `∂L/∂(x W_1)`) is
+    /// not finite.
+    pub(crate) fn form_phi(&mut self, theta: &[T], g: &[T], alpha: T, du_s: &[T]) -> Result<()> {
+        let tail = self.weights.end..self.phi.len();
+        axpy_to(-alpha, &g[tail.clone()], &theta[tail.clone()], &mut self.phi[tail.clone()]);
+        if all_finite(&self.phi[tail]) && all_finite(&du_s[..self.k * self.d1]) {
+            Ok(())
+        } else {
+            Err(Error::NonFinite("the inner step's φ = θ − α∇L_s(θ)".into()))
+        }
+    }
+
+    /// The last of a fused one-step pass, with the query gradient but `W_1`'s
+    /// in `g`, `H_s v` but `W_1`'s in `self.phi`, δu_q and Rδu_s: `g ← g − α
+    /// H_s v` above `W_1`, and `g_{W_1} = [x_q; x_s]ᵀ [δu_q; −α Rδu_s]`.
+    pub(crate) fn finish(self, alpha: T, du_q: &[T], r_du_s: &[T], g: &mut [T]) {
+        let (n, k, d1) = (self.n, self.k, self.d1);
+        let tail = self.weights.end..self.phi.len();
+        axpy(-alpha, &self.phi[tail.clone()], &mut g[tail]);
+        let (top, bottom) = self.us.split_at_mut(n * d1);
+        top.copy_from_slice(&du_q[..n * d1]);
+        bottom.copy_from_slice(&r_du_s[..k * d1]);
+        scale(-alpha, bottom);
+        gemm_tn(false, &mut g[self.weights], self.xs, self.us, n + k, self.d0, d1);
     }
 
     /// An error when the query gradient (but `W_1`'s, in g) or δu_q is not
@@ -814,46 +841,6 @@ impl Mlp {
         OneStep { k, n, d0, d1, weights, xs, us, gram, phi }
     }
 
-    /// φ = θ − α∇L_s(θ) above `W_1`, from the support gradient in `g`, into
-    /// `os.phi`; an error when φ or δu_s (the support's `∂L/∂(x W_1)`) is
-    /// not finite.
-    pub(crate) fn one_step_phi<T: Real>(
-        &self,
-        os: &mut OneStep<'_, T>,
-        theta: &[T],
-        g: &[T],
-        alpha: T,
-        du_s: &[T],
-    ) -> Result<()> {
-        let tail = os.weights.end..self.num_params;
-        axpy_to(-alpha, &g[tail.clone()], &theta[tail.clone()], &mut os.phi[tail.clone()]);
-        if all_finite(&os.phi[tail]) && all_finite(&du_s[..os.k * os.d1]) {
-            Ok(())
-        } else {
-            Err(Error::NonFinite("the inner step's φ = θ − α∇L_s(θ)".into()))
-        }
-    }
-
-    /// The last of a fused one-step pass, with the query gradient but `W_1`'s
-    /// in `g`, `H_s v` but `W_1`'s in `os.phi`, δu_q and Rδu_s: `g ← g − α
-    /// H_s v` above `W_1`, and `g_{W_1} = [x_q; x_s]ᵀ [δu_q; −α Rδu_s]`.
-    pub(crate) fn one_step_finish<T: Real>(
-        &self,
-        os: OneStep<'_, T>,
-        alpha: T,
-        du_q: &[T],
-        r_du_s: &[T],
-        g: &mut [T],
-    ) {
-        let tail = os.weights.end..self.num_params;
-        axpy(-alpha, &os.phi[tail.clone()], &mut g[tail]);
-        let (top, bottom) = os.us.split_at_mut(os.n * os.d1);
-        top.copy_from_slice(&du_q[..os.n * os.d1]);
-        bottom.copy_from_slice(&r_du_s[..os.k * os.d1]);
-        scale(-alpha, bottom);
-        gemm_tn(false, &mut g[os.weights], os.xs, os.us, os.n + os.k, os.d0, os.d1);
-    }
-
     /// Scratch of the MLP's fused one-step meta-gradient: the support's
     /// Hessian-vector scratch, the query's gradient scratch, then
     /// [`Mlp::one_step_input_len`].
@@ -908,7 +895,7 @@ impl Mlp {
         let (da, db) = (&mut *s.delta_a, &mut *s.delta_b);
         let given = InputProducts::Given;
         let dz_s = self.backward(theta, wts, xsup, k, s.hs, da, db, Some(g), dhs, given);
-        self.one_step_phi(&mut os, theta, g, alpha, dz_s)?;
+        os.form_phi(theta, g, alpha, dz_s)?;
 
         // The query pass at φ: ∇L_q(φ) but ∂W_1, into g, and δz_q.
         let q = self.regions(n, qry);
@@ -923,7 +910,7 @@ impl Mlp {
         // φ's buffer takes the product.
         os.support_tangent_product(dz_q, self.h_mut(s.rzs, k, 0));
         let r_dz_s = self.tangent_pass(theta, support, g, None, true, os.phi, s, given);
-        self.one_step_finish(os, alpha, dz_q, r_dz_s, g);
+        os.finish(alpha, dz_q, r_dz_s, g);
         Ok(loss)
     }
 
