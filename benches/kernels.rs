@@ -141,4 +141,42 @@ pub(crate) fn products(c: &mut Criterion) {
         b.iter(|| theta_kernels::gemm::transpose(black_box(&w), k, n, &mut wt))
     });
     group.finish();
+
+    // The same three products over 16 tasks at once, one task per lane
+    // (`theta_kernels::lanes`), with each task's own W: the throughput is in
+    // the same units, so the two groups' GFLOP/s compare directly.
+    use theta_kernels::lanes::{self, Store, Weights};
+    type P = <f32 as theta_kernels::Real>::Pack;
+    let lanes = <P as theta_kernels::Pack<f32>>::LANES;
+    let mut draw_lanes = |len: usize| -> Vec<P> {
+        (0..len).map(|_| <P as theta_kernels::Pack<f32>>::load(&draw(lanes))).collect()
+    };
+    let (x, w, d) = (draw_lanes(m * k), draw_lanes(k * n), draw_lanes(m * n));
+    let zero = <P as theta_kernels::Pack<f32>>::splat(0.0);
+    let (mut out_mn, mut out_kn, mut out_mk) =
+        (vec![zero; m * n], vec![zero; k * n], vec![zero; m * k]);
+    let mut group = c.benchmark_group("lanes_10x40x40");
+    group.throughput(Throughput::Elements((2 * m * k * n * lanes) as u64));
+    group.bench_function("x_w", |b| {
+        b.iter(|| {
+            lanes::gemm::<f32>(
+                Store::Replace,
+                &mut out_mn,
+                black_box(&x),
+                Weights::Lanes(&w),
+                m,
+                k,
+                n,
+            )
+        })
+    });
+    group.bench_function("xt_d", |b| {
+        b.iter(|| lanes::gemm_tn::<f32>(false, &mut out_kn, black_box(&x), &d, m, k, n))
+    });
+    group.bench_function("d_wt", |b| {
+        b.iter(|| {
+            lanes::gemm_nt::<f32>(false, &mut out_mk, black_box(&d), Weights::Lanes(&w), m, n, k)
+        })
+    });
+    group.finish();
 }

@@ -10,6 +10,8 @@
 //!   for small `x · W`.
 //! * [`dense`]: a dense layer's forward, backward, tangent forward and tangent
 //!   backward passes, matrix products around those sweeps.
+//! * [`lanes`]: the same products over a group of tasks, one task per SIMD
+//!   lane, each lane's sums the small kernel's.
 //! * [`loss`]: MSE and softmax cross-entropy, their gradients and output
 //!   Hessian-vector products.
 //! * [`vector`]: axpy, dot, norm, scale and in-order sums on flat parameter
@@ -24,6 +26,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod dense;
 pub mod gemm;
+pub mod lanes;
 pub mod loss;
 pub mod real;
 pub mod vector;

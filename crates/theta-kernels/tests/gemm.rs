@@ -14,17 +14,8 @@ use theta_kernels::gemm::{
 };
 use theta_kernels::{Dense, Real};
 
-struct Lcg(u64);
-impl Lcg {
-    fn vec<T: Real>(&mut self, n: usize) -> Vec<T> {
-        (0..n)
-            .map(|_| {
-                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                T::from_f64(2.0 * ((self.0 >> 11) as f64 / (1u64 << 53) as f64) - 1.0)
-            })
-            .collect()
-    }
-}
+mod common;
+use common::Lcg;
 
 const SENTINEL: f64 = 12345.0;
 

@@ -1,0 +1,437 @@
+//! Matrix products over a group of tasks, one task per SIMD lane.
+//!
+//! A task of few-shot learning is small: the sinusoid network's layer is a
+//! 10 × 40 by 40 × 40 product, and a register-blocked kernel over one task
+//! ([`gemm`](crate::gemm)) spends much of its time at the edges of so small a
+//! problem: 40 columns are 48 lanes of work, ten rows two blocks of five,
+//! `δ Wᵀ` needs W transposed first, and the element-wise sweeps between
+//! the products run on partial packs. Here every value of a task's
+//! computation is one lane of a pack, the same value of up to
+//! [`Pack::LANES`] tasks side by side ("lane-major":
+//! `x[i]` holds element i of every task's matrix). A product is then a
+//! product of matrices of packs: no edge is partial, `δ Wᵀ` reads W's rows in
+//! place (each of its values is a whole pack), and nothing is transposed.
+//!
+//! Per lane, each sum is the small kernel's: over the terms in increasing
+//! order, fused multiply-adds from zero, then the store's bias or old value
+//! added once. A lane therefore holds the bits the small kernel computes for
+//! its task alone, with or without FMA in the build (tests hold every lane
+//! to [`gemm`](crate::gemm::gemm) and its siblings on the shapes they run on
+//! the small kernel).
+//!
+//! The right-hand factor is either the same for every task ([`Weights::Shared`],
+//! θ's weights, one value broadcast to all lanes as it is loaded) or each
+//! task's own ([`Weights::Lanes`], an adapted φ, a direction V).
+//!
+//! Why (2026-12-06, Xeon with AVX-512, one core): a forward and backward
+//! pass of the sinusoid network over 16 tasks of 10 rows, each with its own
+//! weights, written this way (a throw-away probe) took 11.1–11.9 µs, 0.7 µs
+//! a task, 133–138 GFLOP/s counting its three products (76–78% of the
+//! core's measured FMA peak); the per-task pass (`Dense` on the small
+//! kernel and faer) takes 1.55 µs a task, 37% of peak. These kernels, per
+//! task of 16 (`cargo bench -p theta-benches -- 10x40x40`, criterion
+//! medians): `x W` 222 ns (the small kernel 265–294), `δ Wᵀ` 221 ns (faer
+//! 515; W's transpose alone 216), `xᵀ δ` 322 ns (300: its 40 × 40 output,
+//! sixteen times over, is stored to L2).
+//!
+//! The accumulators of a block pass through the loop over a pair's terms
+//! by value: through a reference, every update was stored back to the
+//! stack (2.5× slower).
+
+use crate::real::{Pack, Real};
+
+/// Two lane-major matrices: a weight gradient's factor pair.
+pub type LanePair<'a, T> = (&'a [<T as Real>::Pack], &'a [<T as Real>::Pack]);
+
+/// A lane product's right-hand factor.
+#[derive(Clone, Copy)]
+pub enum Weights<'a, T: Real> {
+    /// The same values for every task (θ's): each broadcast to all lanes.
+    Shared(&'a [T]),
+    /// Each task its own values: lane t of each pack is task t's.
+    Lanes(&'a [T::Pack]),
+}
+
+impl<T: Real> Weights<'_, T> {
+    fn len(&self) -> usize {
+        match self {
+            Weights::Shared(w) => w.len(),
+            Weights::Lanes(w) => w.len(),
+        }
+    }
+}
+
+/// What a lane product does with its sums.
+#[derive(Clone, Copy)]
+pub enum Store<'a, T: Real> {
+    /// Stores them.
+    Replace,
+    /// Adds them to the values in `out`.
+    Accumulate,
+    /// Stores `σ(sum + b)`, the bias `b` indexed by column, σ the identity or
+    /// (with `relu`) ReLU: a dense layer's forward pass.
+    Bias {
+        /// The bias, one value per output column.
+        bias: Weights<'a, T>,
+        /// Whether σ is ReLU (else the identity).
+        relu: bool,
+    },
+}
+
+/// The register blocks: at most `ROWS` output rows × `COLS` output columns,
+/// each a pack. With AVX-512's 32 registers, 5 × 4 = 20 accumulators, four
+/// packs of B's step and one of A's; with 16 registers of half a pack each,
+/// 2 × 2 (eight registers of accumulators).
+#[cfg(target_feature = "avx512f")]
+const BLOCK: (usize, usize) = (5, 4);
+#[cfg(not(target_feature = "avx512f"))]
+const BLOCK: (usize, usize) = (2, 2);
+
+/// How a block reads a factor's packs: one value broadcast to all lanes
+/// ([`Weights::Shared`]) or a pack as it is ([`Weights::Lanes`]), chosen once
+/// per term so that the loop over the terms has one kind of load.
+trait Access<T: Real>: Copy {
+    /// The pack for value `i`.
+    fn at(self, i: usize) -> T::Pack;
+    /// Values `from..from + len`, so that indexing below `len` needs no check.
+    fn slice(self, from: usize, len: usize) -> Self;
+}
+
+#[derive(Clone, Copy)]
+struct Broadcast<'a, T>(&'a [T]);
+
+impl<T: Real> Access<T> for Broadcast<'_, T> {
+    #[inline(always)]
+    fn at(self, i: usize) -> T::Pack {
+        T::Pack::splat(self.0[i])
+    }
+    #[inline(always)]
+    fn slice(self, from: usize, len: usize) -> Self {
+        Broadcast(&self.0[from..][..len])
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Packs<'a, T: Real>(&'a [T::Pack]);
+
+impl<T: Real> Access<T> for Packs<'_, T> {
+    #[inline(always)]
+    fn at(self, i: usize) -> T::Pack {
+        self.0[i]
+    }
+    #[inline(always)]
+    fn slice(self, from: usize, len: usize) -> Self {
+        Packs(&self.0[from..][..len])
+    }
+}
+
+/// One or two factor pairs of a sum, each right-hand factor read through its
+/// own [`Access`], so that the block's loops have one kind of load each.
+#[derive(Clone, Copy)]
+struct Pairs<'a, T: Real, B1, B2> {
+    first: (&'a [T::Pack], B1),
+    second: Option<(&'a [T::Pack], B2)>,
+}
+
+/// Runs `blocked` on `terms` with each right-hand factor's [`Access`].
+fn dispatch<T: Real, const AT: bool, const BT: bool, const N: usize>(
+    store: Store<'_, T>,
+    out: &mut [T::Pack],
+    terms: &[(&[T::Pack], Weights<'_, T>); N],
+    ld: (usize, usize),
+    (m, k, n): (usize, usize, usize),
+) {
+    macro_rules! go {
+        ($first:expr, $second:expr) => {
+            blocked::<T, _, _, AT, BT>(
+                store,
+                out,
+                Pairs { first: $first, second: $second },
+                ld,
+                m,
+                k,
+                n,
+            )
+        };
+    }
+    let none = None::<(&[T::Pack], Packs<'_, T>)>;
+    match terms.as_slice() {
+        [(a, Weights::Shared(b))] => go!((*a, Broadcast(b)), none),
+        [(a, Weights::Lanes(b))] => go!((*a, Packs::<T>(b)), none),
+        [(a1, Weights::Shared(b1)), (a2, Weights::Shared(b2))] => {
+            go!((*a1, Broadcast(b1)), Some((*a2, Broadcast(b2))))
+        }
+        [(a1, Weights::Shared(b1)), (a2, Weights::Lanes(b2))] => {
+            go!((*a1, Broadcast(b1)), Some((*a2, Packs::<T>(b2))))
+        }
+        [(a1, Weights::Lanes(b1)), (a2, Weights::Shared(b2))] => {
+            go!((*a1, Packs::<T>(b1)), Some((*a2, Broadcast(b2))))
+        }
+        [(a1, Weights::Lanes(b1)), (a2, Weights::Lanes(b2))] => {
+            go!((*a1, Packs::<T>(b1)), Some((*a2, Packs::<T>(b2))))
+        }
+        _ => unreachable!("lane products sum one or two factor pairs"),
+    }
+}
+
+/// `out (m × n)` from the sums over `k` terms of each factor pair of
+/// `pairs`, in order, then `store`. `A(i, t)` is `a[i·lda + t]`, or
+/// `a[t·lda + i]` when `AT`; `B(t, j)` is `b[t·ldb + j]`, or `b[j·ldb + t]`
+/// when `BT`.
+#[allow(clippy::too_many_arguments)]
+fn blocked<T: Real, B1: Access<T>, B2: Access<T>, const AT: bool, const BT: bool>(
+    store: Store<'_, T>,
+    out: &mut [T::Pack],
+    pairs: Pairs<'_, T, B1, B2>,
+    ld: (usize, usize),
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let (rows_max, cols_max) = BLOCK;
+    // Blocks of nearly equal height: 10 rows are two blocks of 5, not 8 + 2.
+    let blocks = m.div_ceil(rows_max);
+    let mut i0 = 0;
+    for block_index in 0..blocks {
+        let rows = (m - i0).div_ceil(blocks - block_index);
+        let mut j0 = 0;
+        while j0 < n {
+            let cols = (n - j0).min(cols_max);
+            macro_rules! run {
+                ($($r:literal),*; $($c:literal),*) => {
+                    run!(@rows [$($r),*] [$($c),*])
+                };
+                (@rows [$($r:literal),*] $cs:tt) => {
+                    match rows {
+                        $($r => run!(@cols $r $cs),)*
+                        _ => unreachable!("row blocks hold 1..=ROWS rows"),
+                    }
+                };
+                (@cols $r:literal [$($c:literal),*]) => {
+                    match cols {
+                        $($c => block::<T, B1, B2, AT, BT, $r, $c>(
+                            store, out, pairs, ld, (i0, j0), k, n,
+                        ),)*
+                        _ => unreachable!("column blocks hold 1..=COLS columns"),
+                    }
+                };
+            }
+            #[cfg(target_feature = "avx512f")]
+            run!(1, 2, 3, 4, 5; 1, 2, 3, 4);
+            #[cfg(not(target_feature = "avx512f"))]
+            run!(1, 2; 1, 2);
+            j0 += cols;
+        }
+        i0 += rows;
+    }
+}
+
+/// One register block: output rows `i0..i0 + R`, columns `j0..j0 + C`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<
+    T: Real,
+    B1: Access<T>,
+    B2: Access<T>,
+    const AT: bool,
+    const BT: bool,
+    const R: usize,
+    const C: usize,
+>(
+    store: Store<'_, T>,
+    out: &mut [T::Pack],
+    pairs: Pairs<'_, T, B1, B2>,
+    (lda, ldb): (usize, usize),
+    (i0, j0): (usize, usize),
+    k: usize,
+    n: usize,
+) {
+    let zero = T::Pack::splat(T::ZERO);
+    let at = (lda, ldb, i0, j0, k);
+    let acc = sums::<T, B1, AT, BT, R, C>([[zero; C]; R], pairs.first, at);
+    let acc = match pairs.second {
+        Some(second) => sums::<T, B2, AT, BT, R, C>(acc, second, at),
+        None => acc,
+    };
+    for (r, acc) in acc.iter().enumerate() {
+        let row = &mut out[(i0 + r) * n + j0..][..C];
+        for (c, (o, &sum)) in row.iter_mut().zip(acc).enumerate() {
+            *o = match store {
+                Store::Replace => sum,
+                Store::Accumulate => sum + *o,
+                Store::Bias { bias, relu } => {
+                    let z = sum + load(&bias, j0 + c);
+                    if relu { z.positive_select(z) } else { z }
+                }
+            };
+        }
+    }
+}
+
+/// `acc` plus one factor pair's terms, in increasing t. By value: the
+/// accumulators stay in registers (through a reference, every update was
+/// stored back to the stack).
+#[inline(always)]
+fn sums<T: Real, B: Access<T>, const AT: bool, const BT: bool, const R: usize, const C: usize>(
+    mut acc: [[T::Pack; C]; R],
+    (a, b): (&[T::Pack], B),
+    (lda, ldb, i0, j0, k): (usize, usize, usize, usize, usize),
+) -> [[T::Pack; C]; R] {
+    // Rows and columns sliced to their k terms, indexed unchecked.
+    let a_rows: [&[T::Pack]; R] =
+        std::array::from_fn(|r| if AT { &a[..0] } else { &a[(i0 + r) * lda..][..k] });
+    let b_rows: [B; C] =
+        std::array::from_fn(|c| if BT { b.slice((j0 + c) * ldb, k) } else { b.slice(0, 0) });
+    for t in 0..k {
+        let b_step = if BT { b } else { b.slice(t * ldb + j0, C) };
+        let bv: [T::Pack; C] =
+            std::array::from_fn(|c| if BT { b_rows[c].at(t) } else { b_step.at(c) });
+        let column = if AT { &a[t * lda + i0..][..R] } else { &a[..0] };
+        for r in 0..R {
+            let x = if AT { column[r] } else { a_rows[r][t] };
+            for c in 0..C {
+                acc[r][c] = x.mul_add(bv[c], acc[r][c]);
+            }
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+fn load<T: Real>(w: &Weights<'_, T>, i: usize) -> T::Pack {
+    match w {
+        Weights::Shared(w) => T::Pack::splat(w[i]),
+        Weights::Lanes(w) => w[i],
+    }
+}
+
+fn check<T: Real>(
+    out: &[T::Pack],
+    out_len: usize,
+    a: &[T::Pack],
+    a_len: usize,
+    b: &Weights<'_, T>,
+    b_len: usize,
+) {
+    assert!(
+        out.len() >= out_len,
+        "lane product: output holds {} packs, needs {out_len}",
+        out.len()
+    );
+    assert!(a.len() >= a_len, "lane product: left factor holds {} packs, needs {a_len}", a.len());
+    assert!(b.len() >= b_len, "lane product: right factor holds {} values, needs {b_len}", b.len());
+}
+
+/// `out (m × n) ← store(a (m × k) · b (k × n))` in every lane, all row-major:
+/// `x · W`, and with [`Store::Bias`] a dense layer's `σ(x W + b)`.
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+pub fn gemm<T: Real>(
+    store: Store<'_, T>,
+    out: &mut [T::Pack],
+    a: &[T::Pack],
+    b: Weights<'_, T>,
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    gemm_sum(store, out, [(a, b)], m, k, n);
+}
+
+/// `out (m × n) ← store(Σ a_s · b_s)` over the factor pairs in `terms`, all
+/// of the same shapes as [`gemm`]'s, as one sum per output (the first pair's
+/// terms, then the next's): the tangent forward pass's `Rx W + x V`.
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+pub fn gemm_sum<T: Real, const N: usize>(
+    store: Store<'_, T>,
+    out: &mut [T::Pack],
+    terms: [(&[T::Pack], Weights<'_, T>); N],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    for (a, b) in &terms {
+        check::<T>(out, m * n, a, m * k, b, k * n);
+    }
+    dispatch::<T, false, false, N>(store, out, &terms, (k, n), (m, k, n));
+}
+
+/// `out (k × n) ← [out +] aᵀ · b` in every lane, for `a` of `m × k` and `b`
+/// of `m × n`: a weight gradient `xᵀ δ`, summed over the m rows in order.
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+pub fn gemm_tn<T: Real>(
+    accumulate: bool,
+    out: &mut [T::Pack],
+    a: &[T::Pack],
+    b: &[T::Pack],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    gemm_tn_sum::<T, 1>(accumulate, out, [(a, b)], m, k, n);
+}
+
+/// `out (k × n) ← [out +] Σ a_sᵀ · b_s` over the pairs in `terms`, as one sum
+/// per output: the tangent backward pass's `xᵀ Rδ + Rxᵀ δ`.
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+pub fn gemm_tn_sum<T: Real, const N: usize>(
+    accumulate: bool,
+    out: &mut [T::Pack],
+    terms: [LanePair<'_, T>; N],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    let terms = terms.map(|(a, b)| {
+        check::<T>(out, k * n, a, m * k, &Weights::Lanes(b), m * n);
+        (a, Weights::Lanes(b))
+    });
+    dispatch::<T, true, false, N>(store_of(accumulate), out, &terms, (k, n), (k, m, n));
+}
+
+/// `out (m × k) ← [out +] a · bᵀ` in every lane, for `a` of `m × n` and `b`
+/// of `k × n`: a backward pass's `δ Wᵀ`, W's rows read in place.
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+pub fn gemm_nt<T: Real>(
+    accumulate: bool,
+    out: &mut [T::Pack],
+    a: &[T::Pack],
+    b: Weights<'_, T>,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    gemm_nt_sum(accumulate, out, [(a, b)], m, n, k);
+}
+
+/// `out (m × k) ← [out +] Σ a_s · b_sᵀ` over the pairs in `terms`, as one sum
+/// per output: the tangent backward pass's `Rδ Wᵀ + δ Vᵀ`.
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+pub fn gemm_nt_sum<T: Real, const N: usize>(
+    accumulate: bool,
+    out: &mut [T::Pack],
+    terms: [(&[T::Pack], Weights<'_, T>); N],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    for (a, b) in &terms {
+        check::<T>(out, m * k, a, m * n, b, k * n);
+    }
+    dispatch::<T, false, true, N>(store_of(accumulate), out, &terms, (n, n), (m, n, k));
+}
+
+fn store_of<'a, T: Real>(accumulate: bool) -> Store<'a, T> {
+    if accumulate { Store::Accumulate } else { Store::Replace }
+}
