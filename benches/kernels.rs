@@ -180,3 +180,45 @@ pub(crate) fn products(c: &mut Criterion) {
     });
     group.finish();
 }
+
+/// The sinusoid network's loss and gradient for 16 tasks of 10 rows at
+/// once, one task per lane (`Mlp::loss_grad_lanes`), each task with its own
+/// parameters (as an adapted φ): the throughput counts 16 per-task passes,
+/// so its GFLOP/s compare with `mlp_1-40-40-1_rows10/loss_grad/fused`.
+pub(crate) fn lane_passes(c: &mut Criterion) {
+    use theta_kernels::Pack;
+    use theta_kernels::lanes::Weights;
+    type P = <f32 as theta_kernels::Real>::Pack;
+    let (sizes, rows) = (&[1, 40, 40, 1][..], 10);
+    let mlp = Mlp::new(MlpSpec::relu(sizes, Loss::Mse)).unwrap();
+    let model: &dyn Model<f32> = &mlp;
+    let lanes = P::LANES;
+    let mut rng = rng_from_seed(1);
+    let thetas: Vec<Vec<f32>> =
+        (0..lanes).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
+    let mut pack = |values: &dyn Fn(usize, &mut theta_core::Rng) -> f32, n: usize| -> Vec<P> {
+        (0..n)
+            .map(|i| {
+                let lane: Vec<f32> = (0..lanes).map(|_| values(i, &mut rng)).collect();
+                P::load(&lane)
+            })
+            .collect()
+    };
+    let theta: Vec<P> = {
+        let lane_values = |i: usize| -> Vec<f32> { thetas.iter().map(|t| t[i]).collect() };
+        (0..thetas[0].len()).map(|i| P::load(&lane_values(i))).collect()
+    };
+    let x = pack(&|_, rng| uniform(rng, -5.0, 5.0) as f32, rows);
+    let y = pack(&|_, rng| uniform(rng, -5.0, 5.0) as f32, rows);
+    let mut grad = vec![P::splat(0.0); theta.len()];
+    let mut scratch = mlp.lane_scratch::<f32>(rows);
+    let mut group = c.benchmark_group(format!("lanes_1-40-40-1_rows{rows}"));
+    group.throughput(Throughput::Elements((model.flops(Pass::Gradient, rows) * lanes) as u64));
+    group.bench_function(BenchmarkId::new("loss_grad", lanes), |b| {
+        b.iter(|| {
+            let theta = Weights::Lanes(black_box(&theta));
+            mlp.loss_grad_lanes(theta, &x, &y, &mut grad, &mut scratch).unwrap()
+        })
+    });
+    group.finish();
+}

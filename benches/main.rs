@@ -13,6 +13,7 @@ criterion_group!(
     kernels::peak,
     kernels::products,
     kernels::mlp_passes,
+    kernels::lane_passes,
     algorithms::meta_steps,
     algorithms::maml_784
 );

@@ -184,3 +184,23 @@ fn fused_one_step_meta_steps_allocate_nothing() {
         assert_eq!(n, 0, "{n} allocations in 3 meta-steps");
     }
 }
+
+#[test]
+fn lane_passes_allocate_nothing() {
+    use theta_kernels::lanes::Weights;
+    let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).unwrap();
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(0));
+    let pack = <f32 as theta_core::Real>::Pack::splat;
+    let theta_lanes: Vec<_> = theta.iter().map(|&v| pack(v)).collect();
+    let (x, y) = (vec![pack(0.5); 10], vec![pack(-0.25); 10]);
+    let mut grad = vec![pack(0.0); theta.len()];
+    let mut scratch = mlp.lane_scratch::<f32>(10);
+    let n = allocations_during(|| {
+        for _ in 0..3 {
+            mlp.loss_grad_lanes(Weights::Shared(&theta), &x, &y, &mut grad, &mut scratch).unwrap();
+            mlp.loss_grad_lanes(Weights::Lanes(&theta_lanes), &x, &y, &mut grad, &mut scratch)
+                .unwrap();
+        }
+    });
+    assert_eq!(n, 0, "lane passes: {n} allocations");
+}

@@ -30,14 +30,15 @@
 //! core's measured FMA peak); the per-task pass (`Dense` on the small
 //! kernel and faer) takes 1.55 µs a task, 37% of peak. These kernels, per
 //! task of 16 (`cargo bench -p theta-benches -- 10x40x40`, criterion
-//! medians): `x W` 222 ns (the small kernel 265–294), `δ Wᵀ` 221 ns (faer
-//! 515; W's transpose alone 216), `xᵀ δ` 322 ns (300: its 40 × 40 output,
-//! sixteen times over, is stored to L2).
+//! medians): `x W` 222–228 ns (the small kernel 265–294), `δ Wᵀ` 219–221 ns
+//! (faer 515; W's transpose alone 216), `xᵀ δ` 310–330 ns (300: its 40 × 40
+//! output, sixteen times over, goes to L2; the probe's took 204).
 //!
 //! The accumulators of a block pass through the loop over a pair's terms
 //! by value: through a reference, every update was stored back to the
 //! stack (2.5× slower).
 
+use crate::activation::{Activation, ActivationKernel, dispatch};
 use crate::real::{Pack, Real};
 
 /// Two lane-major matrices: a weight gradient's factor pair.
@@ -75,6 +76,15 @@ pub enum Store<'a, T: Real> {
         bias: Weights<'a, T>,
         /// Whether σ is ReLU (else the identity).
         relu: bool,
+    },
+    /// Stores `sum ⊙ σ'`, σ' taken from the activation's outputs `h` (the
+    /// output's shape): a backward pass's `δz Wᵀ` carried through the
+    /// activation of the layer below, one sweep fewer.
+    Derivative {
+        /// σ of the layer below.
+        act: Activation,
+        /// Its outputs, laid out as the product's.
+        h: &'a [T::Pack],
     },
 }
 
@@ -134,7 +144,7 @@ struct Pairs<'a, T: Real, B1, B2> {
 }
 
 /// Runs `blocked` on `terms` with each right-hand factor's [`Access`].
-fn dispatch<T: Real, const AT: bool, const BT: bool, const N: usize>(
+fn by_access<T: Real, const AT: bool, const BT: bool, const N: usize>(
     store: Store<'_, T>,
     out: &mut [T::Pack],
     terms: &[(&[T::Pack], Weights<'_, T>); N],
@@ -248,20 +258,42 @@ fn block<
 ) {
     let zero = T::Pack::splat(T::ZERO);
     let at = (lda, ldb, i0, j0, k);
-    let acc = sums::<T, B1, AT, BT, R, C>([[zero; C]; R], pairs.first, at);
-    let acc = match pairs.second {
-        Some(second) => sums::<T, B2, AT, BT, R, C>(acc, second, at),
-        None => acc,
-    };
-    for (r, acc) in acc.iter().enumerate() {
+    let first = sums::<T, B1, AT, BT, R, C>([[zero; C]; R], pairs.first, at);
+    // Each path stores its own sums: one value merged from two paths would
+    // go through the stack.
+    match pairs.second {
+        Some(second) => {
+            let acc = sums::<T, B2, AT, BT, R, C>(first, second, at);
+            finish::<T, R, C>(store, out, acc, (i0, j0), n);
+        }
+        None => finish::<T, R, C>(store, out, first, (i0, j0), n),
+    }
+}
+
+/// Stores a block's sums through `store`. Indexed by the constants R and C,
+/// not iterated by reference, so that the sums stay in registers.
+#[inline(always)]
+fn finish<T: Real, const R: usize, const C: usize>(
+    store: Store<'_, T>,
+    out: &mut [T::Pack],
+    acc: [[T::Pack; C]; R],
+    (i0, j0): (usize, usize),
+    n: usize,
+) {
+    for r in 0..R {
         let row = &mut out[(i0 + r) * n + j0..][..C];
-        for (c, (o, &sum)) in row.iter_mut().zip(acc).enumerate() {
-            *o = match store {
+        for c in 0..C {
+            let sum = acc[r][c];
+            row[c] = match store {
                 Store::Replace => sum,
-                Store::Accumulate => sum + *o,
+                Store::Accumulate => sum + row[c],
                 Store::Bias { bias, relu } => {
                     let z = sum + load(&bias, j0 + c);
                     if relu { z.positive_select(z) } else { z }
+                }
+                Store::Derivative { act, h } => {
+                    let h = h[(i0 + r) * n + j0 + c];
+                    dispatch!(act, K => K::times_d::<T>(h, sum))
                 }
             };
         }
@@ -356,7 +388,7 @@ pub fn gemm_sum<T: Real, const N: usize>(
     for (a, b) in &terms {
         check::<T>(out, m * n, a, m * k, b, k * n);
     }
-    dispatch::<T, false, false, N>(store, out, &terms, (k, n), (m, k, n));
+    by_access::<T, false, false, N>(store, out, &terms, (k, n), (m, k, n));
 }
 
 /// `out (k × n) ← [out +] aᵀ · b` in every lane, for `a` of `m × k` and `b`
@@ -393,7 +425,7 @@ pub fn gemm_tn_sum<T: Real, const N: usize>(
         check::<T>(out, k * n, a, m * k, &Weights::Lanes(b), m * n);
         (a, Weights::Lanes(b))
     });
-    dispatch::<T, true, false, N>(store_of(accumulate), out, &terms, (k, n), (k, m, n));
+    by_access::<T, true, false, N>(store_of(accumulate), out, &terms, (k, n), (k, m, n));
 }
 
 /// `out (m × k) ← [out +] a · bᵀ` in every lane, for `a` of `m × n` and `b`
@@ -429,9 +461,113 @@ pub fn gemm_nt_sum<T: Real, const N: usize>(
     for (a, b) in &terms {
         check::<T>(out, m * k, a, m * n, b, k * n);
     }
-    dispatch::<T, false, true, N>(store_of(accumulate), out, &terms, (n, n), (m, n, k));
+    by_access::<T, false, true, N>(store_of(accumulate), out, &terms, (n, n), (m, n, k));
+}
+
+/// `out (m × k) ← (a · bᵀ) ⊙ σ'` in every lane, σ' taken from `h` (the
+/// activation's outputs, `m × k`): a backward pass's `δz Wᵀ` on into the
+/// layer below's δz, [`gemm_nt`]'s sums times σ' in their store.
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nt_times_derivative<T: Real>(
+    act: Activation,
+    h: &[T::Pack],
+    out: &mut [T::Pack],
+    a: &[T::Pack],
+    b: Weights<'_, T>,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    check::<T>(out, m * k, a, m * n, &b, k * n);
+    assert!(h.len() >= m * k, "lane product: the outputs h hold {} packs, need {}", h.len(), m * k);
+    let store = Store::Derivative { act, h };
+    by_access::<T, false, true, 1>(store, out, &[(a, b)], (n, n), (m, n, k));
 }
 
 fn store_of<'a, T: Real>(accumulate: bool) -> Store<'a, T> {
     if accumulate { Store::Accumulate } else { Store::Replace }
+}
+
+/// `z ← σ(z + b)` in every lane, `z` lane-major with `cols` columns per row
+/// and the bias indexed by column: the forward sweep of a layer whose σ the
+/// product's store does not apply (tanh, sigmoid).
+///
+/// # Panics
+/// If `z` is not whole rows of `cols`, or the bias holds fewer than `cols` values.
+pub fn bias_activation<T: Real>(
+    act: Activation,
+    z: &mut [T::Pack],
+    bias: Weights<'_, T>,
+    cols: usize,
+) {
+    assert!(
+        cols > 0 && z.len().is_multiple_of(cols),
+        "lane sweep: {} packs are not rows of {cols}",
+        z.len()
+    );
+    assert!(bias.len() >= cols, "lane sweep: the bias holds {} values, needs {cols}", bias.len());
+    dispatch!(act, K => {
+        for row in z.chunks_exact_mut(cols) {
+            for (j, z) in row.iter_mut().enumerate() {
+                *z = K::f_pack::<T>(*z + load(&bias, j));
+            }
+        }
+    })
+}
+
+/// `x ← x ⊙ σ'` in every lane, σ' taken from the activation's outputs `h`:
+/// a backward pass's δh into δz.
+///
+/// # Panics
+/// If the two differ in length.
+pub fn mul_activation_derivative<T: Real>(act: Activation, h: &[T::Pack], x: &mut [T::Pack]) {
+    assert_eq!(h.len(), x.len(), "lane sweep: outputs and values differ in length");
+    dispatch!(act, K => {
+        for (x, &h) in x.iter_mut().zip(h) {
+            *x = K::times_d::<T>(h, *x);
+        }
+    })
+}
+
+/// `out ← Σ_i m[i]` over the rows of `m` (lane-major, `out.len()` columns),
+/// each column summed from zero down the rows in order: a bias gradient.
+///
+/// # Panics
+/// If `m` is not whole rows.
+pub fn column_sums<T: Real>(m: &[T::Pack], out: &mut [T::Pack]) {
+    let cols = out.len();
+    assert!(
+        cols > 0 && m.len().is_multiple_of(cols),
+        "lane sums: {} packs are not rows of {cols}",
+        m.len()
+    );
+    out.fill(T::Pack::splat(T::ZERO));
+    for row in m.chunks_exact(cols) {
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o = *o + x;
+        }
+    }
+}
+
+/// Mean squared error in every lane: `Σ (out − y)² / rows` over the `rows`
+/// rows of `out` and `y` (lane-major, the same length), summed in order,
+/// and its gradient `(2 / rows)(out − y)` into `grad`.
+///
+/// # Panics
+/// If the buffers differ in length or `rows` is zero.
+pub fn mse<T: Real>(out: &[T::Pack], y: &[T::Pack], rows: usize, grad: &mut [T::Pack]) -> T::Pack {
+    assert!(rows > 0, "lane loss: no rows");
+    assert!(out.len() == y.len() && grad.len() == out.len(), "lane loss: buffers differ in length");
+    let inv_n = T::ONE / T::from_usize(rows);
+    let two_over_n = T::Pack::splat(T::from_f64(2.0) * inv_n);
+    let mut sum = T::Pack::splat(T::ZERO);
+    for ((&o, &t), g) in out.iter().zip(y).zip(grad.iter_mut()) {
+        let d = o - t;
+        sum = d.mul_add(d, sum);
+        *g = d * two_over_n;
+    }
+    sum * T::Pack::splat(inv_n)
 }

@@ -11,7 +11,9 @@
 #![warn(missing_docs)]
 
 mod batch_norm;
+mod lanes;
 mod mlp;
 
 pub use batch_norm::BatchNormMlp;
+pub use lanes::LaneScratch;
 pub use mlp::{Init, LayerLayout, Mlp, MlpSpec};

@@ -1,0 +1,209 @@
+//! An [`Mlp`]'s loss and gradient for a group of tasks at once, one task per
+//! SIMD lane ([`theta_kernels::lanes`]).
+//!
+//! A meta-batch is many small tasks through one network: the sinusoid's 25
+//! tasks of 10 rows through 1-40-40-1. One task at a time, a gradient pass
+//! spends most of its time at the edges of its small products and on partial
+//! packs (37% of the FMA peak on the Xeon these numbers come from); with the
+//! tasks in the lanes of every pack, nothing is partial and nothing is
+//! transposed. The parameters are θ, shared by every task (broadcast from
+//! one copy), or each task's own, lane-major (an adapted φ: value i of every
+//! task's vector in pack i).
+//!
+//! Each lane's sums run in increasing order, fused multiply-adds from zero
+//! (the register-blocked kernel's order), so a lane's result never depends
+//! on which lane or group its task is in, or how many threads there are.
+//! They are not always the per-task pass's bits: that pass sums one-column
+//! products in a tree and computes tanh and sigmoid on partial packs with
+//! the standard library; the tests hold the two within rounding.
+//!
+//! Measured (2026-12-06, Xeon with AVX-512, `cargo bench -p theta-benches
+//! -- lanes_1-40`): the sinusoid network's pass over 16 tasks of 10 rows,
+//! each with its own parameters, 16.7–17.0 µs, 1.05 µs a task against the
+//! per-task pass's 1.55 (1.46×). A throw-away probe with every size a
+//! constant and the sweeps fused into its loops took 11.1–11.9 µs: the
+//! products of `xᵀ δ` (5.0 µs here, 3.3 there) and the one-wide layers
+//! are where the difference is.
+
+use theta_core::{Error, Result, check_len};
+use theta_kernels::lanes::{self, Store, Weights};
+use theta_kernels::{Activation, Loss, Pack, Real};
+
+use crate::Mlp;
+
+/// The buffers of [`Mlp::loss_grad_lanes`] for tasks of `rows` rows: every
+/// layer's outputs and two δ buffers, all lane-major.
+pub struct LaneScratch<T: Real> {
+    rows: usize,
+    hs: Vec<T::Pack>,
+    delta_a: Vec<T::Pack>,
+    delta_b: Vec<T::Pack>,
+}
+
+impl<T: Real> LaneScratch<T> {
+    /// The rows per task this scratch holds.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// Values `range` of lane-major or shared parameters.
+fn part<'a, T: Real>(theta: Weights<'a, T>, range: std::ops::Range<usize>) -> Weights<'a, T> {
+    match theta {
+        Weights::Shared(t) => Weights::Shared(&t[range]),
+        Weights::Lanes(t) => Weights::Lanes(&t[range]),
+    }
+}
+
+/// True when every value of every lane is finite: `Σ 0 · x` is 0 then, and
+/// NaN as soon as one value is NaN or infinite (eight independent sums:
+/// one chain was bound by the addition's latency, 2.5 µs on the sinusoid's
+/// 1,761 packs).
+fn all_finite_lanes<T: Real>(x: &[T::Pack]) -> bool {
+    let zero = T::Pack::splat(T::ZERO);
+    let mut acc = [zero; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = v.mul_add(zero, *a);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a = v.mul_add(zero, *a);
+    }
+    lanes_finite::<T>(acc.iter().fold(zero, |s, &a| s + a))
+}
+
+/// True when every lane of `x` is finite.
+fn lanes_finite<T: Real>(x: T::Pack) -> bool {
+    // A pack has at most 16 lanes (f32 with AVX-512).
+    let mut lanes = [T::ZERO; 16];
+    x.store(&mut lanes[..T::Pack::LANES]);
+    lanes[..T::Pack::LANES].iter().all(|v| v.is_finite())
+}
+
+impl Mlp {
+    /// The buffers of a lane pass over tasks of `rows` rows.
+    pub fn lane_scratch<T: Real>(&self, rows: usize) -> LaneScratch<T> {
+        let zero = T::Pack::splat(T::ZERO);
+        let widths = &self.spec().layer_sizes[1..];
+        let max = widths.iter().copied().max().unwrap_or(0).max(self.spec().layer_sizes[0]);
+        LaneScratch {
+            rows,
+            hs: vec![zero; rows * widths.iter().sum::<usize>()],
+            delta_a: vec![zero; rows * max],
+            delta_b: vec![zero; rows * max],
+        }
+    }
+
+    /// The MSE loss and its gradient with respect to the parameters, for as
+    /// many tasks as a pack has lanes (16 in f32, 8 in f64), task t in lane
+    /// t of every pack: `x` (rows × d₀ packs), the targets `y` (rows × d_L),
+    /// and the gradient into `grad` (P packs), all lane-major; `theta` is θ
+    /// shared by every task or each task's own parameters. Returns each
+    /// task's loss in its lane. Lanes without a task may hold anything
+    /// finite (zeros): they cost what a task costs and change nothing else.
+    ///
+    /// Errors on a buffer of the wrong length, a scratch for another number
+    /// of rows, a network with softmax cross-entropy (run such tasks one by
+    /// one, [`theta_core::Model::loss_grad`]), non-finite parameters, and a
+    /// loss that is not finite in some lane. After an error `grad` holds
+    /// nothing meaningful: a caller that wants the exact error of each task
+    /// runs them one by one.
+    pub fn loss_grad_lanes<T: Real>(
+        &self,
+        theta: Weights<'_, T>,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        grad: &mut [T::Pack],
+        scratch: &mut LaneScratch<T>,
+    ) -> Result<T::Pack> {
+        let sizes = &self.spec().layer_sizes;
+        let (d_in, d_out) = (sizes[0], sizes[sizes.len() - 1]);
+        let rows = scratch.rows;
+        if rows == 0 {
+            return Err(Error::Empty("lane pass's"));
+        }
+        if self.spec().loss != Loss::Mse {
+            return Err(Error::InvalidParameter {
+                name: "loss",
+                value: self.spec().loss.name().into(),
+                reason: "lane passes compute mse only; run these tasks one by one",
+            });
+        }
+        let p = <Mlp as theta_core::Model<T>>::num_params(self);
+        let theta_len = match theta {
+            Weights::Shared(t) => t.len(),
+            Weights::Lanes(t) => t.len(),
+        };
+        check_len("parameter vector length", p, theta_len)?;
+        check_len("lane inputs (rows × input width)", rows * d_in, x.len())?;
+        check_len("lane targets (rows × output width)", rows * d_out, y.len())?;
+        check_len("gradient buffer length", p, grad.len())?;
+        let finite = match theta {
+            Weights::Shared(t) => theta_kernels::vector::all_finite(t),
+            Weights::Lanes(t) => all_finite_lanes::<T>(t),
+        };
+        if !finite {
+            return Err(Error::NonFinite("θ".into()));
+        }
+
+        let layers = self.layers();
+        let LaneScratch { hs, delta_a, delta_b, .. } = scratch;
+        // Forward: h_l = σ(h_{l−1} W_l + b_l), each into its span of `hs`.
+        let mut offset = 0;
+        for (l, layer) in layers.iter().enumerate() {
+            let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
+            let (before, rest) = hs.split_at_mut(offset);
+            let h = &mut rest[..rows * o];
+            let input = if l == 0 { x } else { &before[offset - rows * i..] };
+            let (w, b) = (part(theta, layer.weights.clone()), part(theta, layer.bias.clone()));
+            match layer.dense.activation {
+                act @ (Activation::Identity | Activation::Relu) => {
+                    let store = Store::Bias { bias: b, relu: act == Activation::Relu };
+                    lanes::gemm(store, h, input, w, rows, i, o);
+                }
+                act => {
+                    lanes::gemm(Store::Replace, h, input, w, rows, i, o);
+                    lanes::bias_activation(act, h, b, o);
+                }
+            }
+            offset += rows * o;
+        }
+        // The loss, and δ of the output layer.
+        let out = &hs[offset - rows * d_out..offset];
+        let (mut delta, mut below) = (&mut delta_a[..], &mut delta_b[..]);
+        let loss = lanes::mse::<T>(out, y, rows, &mut delta[..rows * d_out]);
+        let last = layers.len() - 1;
+        lanes::mul_activation_derivative::<T>(
+            layers[last].dense.activation,
+            out,
+            &mut delta[..rows * d_out],
+        );
+        // Backward: ∂W_l = h_{l−1}ᵀ δz_l, ∂b_l = Σ_n δz_l, δz_{l−1} = δz_l W_lᵀ ⊙ σ'.
+        for (l, layer) in layers.iter().enumerate().rev() {
+            let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
+            offset -= rows * o;
+            let input = if l == 0 { x } else { &hs[offset - rows * i..offset] };
+            let dz = &delta[..rows * o];
+            lanes::gemm_tn::<T>(false, &mut grad[layer.weights.clone()], input, dz, rows, i, o);
+            lanes::column_sums::<T>(dz, &mut grad[layer.bias.clone()]);
+            if l > 0 {
+                let w = part(theta, layer.weights.clone());
+                let act = layers[l - 1].dense.activation;
+                lanes::gemm_nt_times_derivative(
+                    act,
+                    input,
+                    &mut below[..rows * i],
+                    dz,
+                    w,
+                    rows,
+                    o,
+                    i,
+                );
+                std::mem::swap(&mut delta, &mut below);
+            }
+        }
+        if lanes_finite::<T>(loss) { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }
+    }
+}

@@ -1,0 +1,210 @@
+//! The lane pass against the per-task pass: every lane's loss and gradient
+//! are its task's from `Model::loss_grad`, within rounding, for networks of
+//! several depths, widths and activations, rows from 1 up, θ shared and per
+//! lane, in f32 and f64; a task's result does not depend on its lane or on
+//! the other lanes; bad input is refused.
+
+use theta_core::random::{Rng, rng_from_seed, uniform};
+use theta_core::{Error, Loss, Matrix, Model, Pass, Scratch, Split, Targets};
+use theta_kernels::lanes::Weights;
+use theta_kernels::{Activation, Pack, Real};
+use theta_models::{Init, Mlp, MlpSpec};
+
+fn lanes<T: Real>() -> usize {
+    T::Pack::LANES
+}
+
+/// Lane-major packs of per-task vectors (task t in lane t).
+fn to_lanes<T: Real>(tasks: &[Vec<T>]) -> Vec<T::Pack> {
+    let mut lane = vec![T::ZERO; lanes::<T>()];
+    (0..tasks[0].len())
+        .map(|i| {
+            for (l, t) in lane.iter_mut().zip(tasks) {
+                *l = t[i];
+            }
+            T::Pack::load(&lane)
+        })
+        .collect()
+}
+
+fn lane<T: Real>(x: &[T::Pack], t: usize) -> Vec<T> {
+    let mut buf = vec![T::ZERO; lanes::<T>()];
+    x.iter()
+        .map(|p| {
+            p.store(&mut buf);
+            buf[t]
+        })
+        .collect()
+}
+
+fn draw<T: Real>(rng: &mut Rng, n: usize, scale: f64) -> Vec<T> {
+    (0..n).map(|_| T::from_f64(uniform(rng, -scale, scale))).collect()
+}
+
+/// ‖a − b‖ / ‖b‖ (or ‖a − b‖ when b is 0).
+fn relative<T: Real>(a: &[T], b: &[T]) -> f64 {
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x.to_f64() - y.to_f64()).powi(2)).sum();
+    let norm: f64 = b.iter().map(|y| y.to_f64().powi(2)).sum();
+    diff.sqrt() / norm.sqrt().max(1.0)
+}
+
+struct Case {
+    sizes: &'static [usize],
+    hidden: Activation,
+    output: Activation,
+    rows: usize,
+}
+
+const CASES: [Case; 6] = [
+    Case {
+        sizes: &[1, 40, 40, 1],
+        hidden: Activation::Relu,
+        output: Activation::Identity,
+        rows: 10,
+    },
+    Case {
+        sizes: &[1, 40, 40, 1],
+        hidden: Activation::Relu,
+        output: Activation::Identity,
+        rows: 1,
+    },
+    Case { sizes: &[3, 7, 5, 2], hidden: Activation::Tanh, output: Activation::Identity, rows: 17 },
+    Case { sizes: &[2, 16, 3], hidden: Activation::Sigmoid, output: Activation::Tanh, rows: 5 },
+    Case { sizes: &[4, 3], hidden: Activation::Relu, output: Activation::Sigmoid, rows: 6 },
+    Case {
+        sizes: &[5, 33, 20, 17, 2],
+        hidden: Activation::Relu,
+        output: Activation::Relu,
+        rows: 11,
+    },
+];
+
+fn matches_the_per_task_pass<T: Real>(tolerance: f64)
+where
+    Mlp: Model<T>,
+{
+    let mut rng = rng_from_seed(5);
+    for case in &CASES {
+        let spec = MlpSpec {
+            layer_sizes: case.sizes.to_vec(),
+            hidden: case.hidden,
+            output: case.output,
+            loss: Loss::Mse,
+        };
+        let mlp = Mlp::new(spec).unwrap();
+        let model: &dyn Model<T> = &mlp;
+        let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
+        let p = model.num_params();
+        let thetas: Vec<Vec<T>> =
+            (0..lanes::<T>()).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
+        let xs: Vec<Vec<T>> = (0..lanes::<T>()).map(|_| draw(&mut rng, rows * d_in, 2.0)).collect();
+        let ys: Vec<Vec<T>> =
+            (0..lanes::<T>()).map(|_| draw(&mut rng, rows * d_out, 1.0)).collect();
+        let (x, y) = (to_lanes(&xs), to_lanes(&ys));
+        let mut scratch = mlp.lane_scratch::<T>(rows);
+        let mut per_task = Scratch::for_model(model, Pass::Gradient, rows);
+        let zero = T::Pack::splat(T::ZERO);
+        for shared in [false, true] {
+            let theta_lanes = to_lanes(&thetas);
+            let theta =
+                if shared { Weights::Shared(&thetas[0]) } else { Weights::Lanes(&theta_lanes) };
+            let mut grad = vec![zero; p];
+            let loss = mlp.loss_grad_lanes(theta, &x, &y, &mut grad, &mut scratch).unwrap();
+            for t in 0..lanes::<T>() {
+                let theta_t = if shared { &thetas[0] } else { &thetas[t] };
+                let split = Split::new(
+                    "support",
+                    Matrix::from_vec(rows, d_in, xs[t].clone()).unwrap(),
+                    Targets::Values(Matrix::from_vec(rows, d_out, ys[t].clone()).unwrap()),
+                )
+                .unwrap();
+                let mut g = vec![T::ZERO; p];
+                let s = per_task.get(model, Pass::Gradient, rows);
+                let expected_loss = model.loss_grad(theta_t, &split, &mut g, s).unwrap();
+                let what =
+                    format!("{:?} rows {rows} shared {shared} lane {t} ({})", case.sizes, T::NAME);
+                let loss_t = lane::<T>(&[loss], t)[0];
+                let loss_error = relative(&[loss_t], &[expected_loss]);
+                assert!(loss_error < tolerance, "{what}: loss {loss_t} vs {expected_loss}");
+                let error = relative(&lane::<T>(&grad, t), &g);
+                assert!(error < tolerance, "{what}: gradient relative error {error:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_lane_is_its_tasks_per_task_pass_f32() {
+    matches_the_per_task_pass::<f32>(1e-5);
+}
+
+#[test]
+fn every_lane_is_its_tasks_per_task_pass_f64() {
+    matches_the_per_task_pass::<f64>(1e-12);
+}
+
+#[test]
+fn a_tasks_result_does_not_depend_on_its_lane_or_its_neighbours() {
+    let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).unwrap();
+    let mut rng = rng_from_seed(9);
+    let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng);
+    let n = lanes::<f32>();
+    let xs: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, 10, 5.0)).collect();
+    let ys: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, 10, 5.0)).collect();
+    let mut scratch = mlp.lane_scratch::<f32>(10);
+    let zero = <f32 as Real>::Pack::splat(0.0);
+    let run = |xs: &[Vec<f32>], ys: &[Vec<f32>], scratch: &mut _| {
+        let mut grad = vec![zero; theta.len()];
+        mlp.loss_grad_lanes(
+            Weights::Shared(&theta),
+            &to_lanes(xs),
+            &to_lanes(ys),
+            &mut grad,
+            scratch,
+        )
+        .unwrap();
+        grad
+    };
+    let grad = run(&xs, &ys, &mut scratch);
+    // Task 0 moved to the last lane, the others replaced by zeros.
+    let mut moved_x = vec![vec![0.0; 10]; n];
+    let mut moved_y = vec![vec![0.0; 10]; n];
+    moved_x[n - 1] = xs[0].clone();
+    moved_y[n - 1] = ys[0].clone();
+    let moved = run(&moved_x, &moved_y, &mut scratch);
+    let bits = |g: Vec<f32>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(lane::<f32>(&grad, 0)), bits(lane::<f32>(&moved, n - 1)));
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let mlp = Mlp::new(MlpSpec::relu(&[1, 8, 1], Loss::Mse)).unwrap();
+    let p = <Mlp as Model<f32>>::num_params(&mlp);
+    let zero = <f32 as Real>::Pack::splat(0.0);
+    let mut scratch = mlp.lane_scratch::<f32>(4);
+    let (x, y, mut grad) = (vec![zero; 4], vec![zero; 4], vec![zero; p]);
+    let theta = vec![0.1f32; p];
+    let mut nan = theta.clone();
+    nan[3] = f32::NAN;
+    let err = mlp.loss_grad_lanes(Weights::Shared(&nan), &x, &y, &mut grad, &mut scratch);
+    assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
+    let nan_lanes = vec![<f32 as Real>::Pack::splat(f32::INFINITY); p];
+    let err = mlp.loss_grad_lanes(Weights::Lanes(&nan_lanes), &x, &y, &mut grad, &mut scratch);
+    assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
+    let err = mlp.loss_grad_lanes(Weights::Shared(&theta[1..]), &x, &y, &mut grad, &mut scratch);
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
+    let err = mlp.loss_grad_lanes(Weights::Shared(&theta), &x[1..], &y, &mut grad, &mut scratch);
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
+    let err = mlp.loss_grad_lanes(Weights::Shared(&theta), &x, &y, &mut grad[1..], &mut scratch);
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
+    let huge = vec![<f32 as Real>::Pack::splat(1e30); 4];
+    let err = mlp.loss_grad_lanes(Weights::Shared(&theta), &x, &huge, &mut grad, &mut scratch);
+    assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
+    let classifier = Mlp::new(MlpSpec::relu(&[1, 8, 3], Loss::SoftmaxCrossEntropy)).unwrap();
+    let p = <Mlp as Model<f32>>::num_params(&classifier);
+    let mut scratch = classifier.lane_scratch::<f32>(4);
+    let (y3, mut grad) = (vec![zero; 12], vec![zero; p]);
+    let theta = vec![0.1f32; p];
+    let err = classifier.loss_grad_lanes(Weights::Shared(&theta), &x, &y3, &mut grad, &mut scratch);
+    assert!(matches!(err, Err(Error::InvalidParameter { name: "loss", .. })), "{err:?}");
+}
