@@ -196,20 +196,20 @@ pub(crate) fn lane_passes(c: &mut Criterion) {
     let mut rng = rng_from_seed(1);
     let thetas: Vec<Vec<f32>> =
         (0..lanes).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
-    let mut pack = |values: &dyn Fn(usize, &mut theta_core::Rng) -> f32, n: usize| -> Vec<P> {
+    // Task t's values in lane t of each pack.
+    let theta: Vec<P> = (0..thetas[0].len())
+        .map(|i| P::load(&thetas.iter().map(|t| t[i]).collect::<Vec<f32>>()))
+        .collect();
+    let mut draw = |n: usize| -> Vec<P> {
         (0..n)
-            .map(|i| {
-                let lane: Vec<f32> = (0..lanes).map(|_| values(i, &mut rng)).collect();
-                P::load(&lane)
+            .map(|_| {
+                P::load(
+                    &(0..lanes).map(|_| uniform(&mut rng, -5.0, 5.0) as f32).collect::<Vec<_>>(),
+                )
             })
             .collect()
     };
-    let theta: Vec<P> = {
-        let lane_values = |i: usize| -> Vec<f32> { thetas.iter().map(|t| t[i]).collect() };
-        (0..thetas[0].len()).map(|i| P::load(&lane_values(i))).collect()
-    };
-    let x = pack(&|_, rng| uniform(rng, -5.0, 5.0) as f32, rows);
-    let y = pack(&|_, rng| uniform(rng, -5.0, 5.0) as f32, rows);
+    let (x, y) = (draw(rows), draw(rows));
     let mut grad = vec![P::splat(0.0); theta.len()];
     let mut scratch = mlp.lane_scratch::<f32>(rows);
     let mut group = c.benchmark_group(format!("lanes_1-40-40-1_rows{rows}"));

@@ -1,4 +1,6 @@
-//! Matrix products over a group of tasks, one task per SIMD lane.
+//! Matrix products over a group of tasks, one task per SIMD lane, and the
+//! element-wise sweeps of a dense layer's passes around them (σ(z + b),
+//! ⊙ σ', column sums, MSE).
 //!
 //! A task of few-shot learning is small: the sinusoid network's layer is a
 //! 10 × 40 by 40 × 40 product, and a register-blocked kernel over one task
@@ -458,10 +460,7 @@ pub fn gemm_nt_sum<T: Real, const N: usize>(
     n: usize,
     k: usize,
 ) {
-    for (a, b) in &terms {
-        check::<T>(out, m * k, a, m * n, b, k * n);
-    }
-    by_access::<T, false, true, N>(store_of(accumulate), out, &terms, (n, n), (m, n, k));
+    nt_products(store_of(accumulate), out, &terms, m, n, k);
 }
 
 /// `out (m × k) ← (a · bᵀ) ⊙ σ'` in every lane, σ' taken from `h` (the
@@ -481,10 +480,24 @@ pub fn gemm_nt_times_derivative<T: Real>(
     n: usize,
     k: usize,
 ) {
-    check::<T>(out, m * k, a, m * n, &b, k * n);
     assert!(h.len() >= m * k, "lane product: the outputs h hold {} packs, need {}", h.len(), m * k);
-    let store = Store::Derivative { act, h };
-    by_access::<T, false, true, 1>(store, out, &[(a, b)], (n, n), (m, n, k));
+    nt_products(Store::Derivative { act, h }, out, &[(a, b)], m, n, k);
+}
+
+/// The `δ Wᵀ` products behind [`gemm_nt_sum`] and
+/// [`gemm_nt_times_derivative`]: the shapes checked, then the sums.
+fn nt_products<T: Real, const N: usize>(
+    store: Store<'_, T>,
+    out: &mut [T::Pack],
+    terms: &[(&[T::Pack], Weights<'_, T>); N],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    for (a, b) in terms {
+        check::<T>(out, m * k, a, m * n, b, k * n);
+    }
+    by_access::<T, false, true, N>(store, out, terms, (n, n), (m, n, k));
 }
 
 fn store_of<'a, T: Real>(accumulate: bool) -> Store<'a, T> {

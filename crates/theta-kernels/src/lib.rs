@@ -11,7 +11,8 @@
 //! * [`dense`]: a dense layer's forward, backward, tangent forward and tangent
 //!   backward passes, matrix products around those sweeps.
 //! * [`lanes`]: the same products over a group of tasks, one task per SIMD
-//!   lane, each lane's sums the small kernel's.
+//!   lane, each lane's sums the small kernel's, and the sweeps and MSE
+//!   around them.
 //! * [`loss`]: MSE and softmax cross-entropy, their gradients and output
 //!   Hessian-vector products.
 //! * [`vector`]: axpy, dot, norm, scale and in-order sums on flat parameter

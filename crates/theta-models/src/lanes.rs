@@ -86,8 +86,10 @@ impl Mlp {
     /// The buffers of a lane pass over tasks of `rows` rows.
     pub fn lane_scratch<T: Real>(&self, rows: usize) -> LaneScratch<T> {
         let zero = T::Pack::splat(T::ZERO);
+        // Every layer's outputs; δ is never carried below the first layer,
+        // so the δ buffers hold the widest layer's (not the input's).
         let widths = &self.spec().layer_sizes[1..];
-        let max = widths.iter().copied().max().unwrap_or(0).max(self.spec().layer_sizes[0]);
+        let max = widths.iter().copied().max().unwrap_or(0);
         LaneScratch {
             rows,
             hs: vec![zero; rows * widths.iter().sum::<usize>()],
@@ -122,7 +124,7 @@ impl Mlp {
         let (d_in, d_out) = (sizes[0], sizes[sizes.len() - 1]);
         let rows = scratch.rows;
         if rows == 0 {
-            return Err(Error::Empty("lane pass's"));
+            return Err(Error::Empty("lane pass's row"));
         }
         if self.spec().loss != Loss::Mse {
             return Err(Error::InvalidParameter {
