@@ -182,7 +182,7 @@ pub(crate) fn products(c: &mut Criterion) {
 }
 
 /// The sinusoid network's loss and gradient for 16 tasks of 10 rows at
-/// once, one task per lane (`Mlp::loss_grad_lanes`), each task with its own
+/// once, one task per lane (`Model::loss_grad_lanes`), each task with its own
 /// parameters (as an adapted φ): the throughput counts 16 per-task passes,
 /// so its GFLOP/s compare with `mlp_1-40-40-1_rows10/loss_grad/fused`.
 pub(crate) fn lane_passes(c: &mut Criterion) {
@@ -211,13 +211,13 @@ pub(crate) fn lane_passes(c: &mut Criterion) {
     };
     let (x, y) = (draw(rows), draw(rows));
     let mut grad = vec![P::splat(0.0); theta.len()];
-    let mut scratch = mlp.lane_scratch::<f32>(rows);
+    let mut scratch = vec![P::splat(0.0); model.lane_scratch_len(rows).unwrap()];
     let mut group = c.benchmark_group(format!("lanes_1-40-40-1_rows{rows}"));
     group.throughput(Throughput::Elements((model.flops(Pass::Gradient, rows) * lanes) as u64));
     group.bench_function(BenchmarkId::new("loss_grad", lanes), |b| {
         b.iter(|| {
             let theta = Weights::Lanes(black_box(&theta));
-            mlp.loss_grad_lanes(theta, &x, &y, &mut grad, &mut scratch).unwrap()
+            model.loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch).unwrap().unwrap()
         })
     });
     group.finish();

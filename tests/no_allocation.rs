@@ -194,12 +194,13 @@ fn lane_passes_allocate_nothing() {
     let theta_lanes: Vec<_> = theta.iter().map(|&v| pack(v)).collect();
     let (x, y) = (vec![pack(0.5); 10], vec![pack(-0.25); 10]);
     let mut grad = vec![pack(0.0); theta.len()];
-    let mut scratch = mlp.lane_scratch::<f32>(10);
+    let model: &dyn Model<f32> = &mlp;
+    let mut scratch = vec![pack(0.0); model.lane_scratch_len(10).unwrap()];
     let n = allocations_during(|| {
-        for _ in 0..3 {
-            mlp.loss_grad_lanes(Weights::Shared(&theta), &x, &y, &mut grad, &mut scratch).unwrap();
-            mlp.loss_grad_lanes(Weights::Lanes(&theta_lanes), &x, &y, &mut grad, &mut scratch)
-                .unwrap();
+        for theta in [Weights::Shared(&theta), Weights::Lanes(&theta_lanes)] {
+            for _ in 0..3 {
+                model.loss_grad_lanes(theta, 10, &x, &y, &mut grad, &mut scratch).unwrap().unwrap();
+            }
         }
     });
     assert_eq!(n, 0, "lane passes: {n} allocations");

@@ -18,6 +18,7 @@
 
 use crate::data::{Matrix, Split};
 use crate::error::Result;
+use theta_kernels::lanes::Weights;
 use theta_kernels::{Loss, Real};
 
 /// Which computation a scratch buffer is sized for. Each pass needs at most
@@ -184,6 +185,41 @@ pub trait Model<T: Real>: Send + Sync {
         scratch: &mut Scratch<T>,
     ) -> Option<Result<T>> {
         let _ = (theta, support, query, alpha, g, scratch);
+        None
+    }
+
+    /// Packs of scratch that [`Model::loss_grad_lanes`] needs for tasks of
+    /// `rows` points; `None` (the default) when this model has no lane pass
+    /// for its loss, and its tasks run one by one.
+    fn lane_scratch_len(&self, rows: usize) -> Option<usize> {
+        let _ = rows;
+        None
+    }
+
+    /// The loss and its gradient for as many tasks as a pack has lanes
+    /// ([`theta_kernels::Pack::LANES`]: 16 in f32, 8 in f64), task t in lane
+    /// t of every pack ("lane-major", [`theta_kernels::lanes`]): inputs `x`
+    /// (`rows × d_0` packs), targets `y` (`rows × d_L`), the gradient into
+    /// `grad` (P packs); `theta` is θ shared by every task or each task's
+    /// own parameters. Returns each task's loss in its lane; a lane without
+    /// a task holds zeros in `x` and `y`. Each lane's numbers are those of
+    /// [`Model::loss_grad`] on its task up to rounding, and never depend on
+    /// the other lanes. `scratch` holds at least
+    /// [`Model::lane_scratch_len`] packs.
+    ///
+    /// `None` (the default) when the model has no lane pass; an error for
+    /// wrong lengths, non-finite parameters, or a loss that is not finite
+    /// in some lane (which task's it was, the per-task passes say).
+    fn loss_grad_lanes(
+        &self,
+        theta: Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        grad: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        let _ = (theta, rows, x, y, grad, scratch);
         None
     }
 }

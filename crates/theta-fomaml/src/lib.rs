@@ -7,7 +7,9 @@
 #![warn(missing_docs)]
 
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{InnerSgd, MetaError, MetaLearner, TaskOutcome, at_least_one};
+use theta_meta::{
+    InnerSgd, LaneGroup, MetaError, MetaLearner, TaskOutcome, at_least_one, sum_one_by_one,
+};
 
 /// First-order MAML's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,12 +28,18 @@ impl Default for FomamlConfig {
 }
 
 /// First-order MAML.
+///
+/// With a model that has lane passes (`theta_models::Mlp` with MSE),
+/// its groups of tasks run side by side, one task per SIMD lane
+/// ([`LaneGroup`]); else one by one.
 #[derive(Clone, Debug)]
-pub struct Fomaml<T> {
+pub struct Fomaml<T: Real> {
     inner: InnerSgd,
     phi: Vec<T>,
     work: Vec<T>,
+    group_work: Vec<T>,
     scratch: Scratch<T>,
+    lanes: LaneGroup<T>,
 }
 
 impl<T: Real> Fomaml<T> {
@@ -42,7 +50,9 @@ impl<T: Real> Fomaml<T> {
             inner: InnerSgd::new(config.inner_lr, config.inner_steps)?,
             phi: Vec::new(),
             work: Vec::new(),
+            group_work: Vec::new(),
             scratch: Scratch::new(),
+            lanes: LaneGroup::new(),
         })
     }
 
@@ -65,7 +75,7 @@ impl<T: Real> MetaLearner<T> for Fomaml<T> {
         g: &mut [T],
     ) -> Result<TaskOutcome, MetaError> {
         self.size(model.num_params());
-        let Fomaml { inner, phi, work, scratch } = self;
+        let Fomaml { inner, phi, work, scratch, .. } = self;
         inner.run(model, theta, &task.support, phi, work, scratch, None)?;
         let query = &task.query;
         let lq = model.loss_grad(phi, query, g, scratch.get(model, Pass::Gradient, query.len()))?;
@@ -74,6 +84,39 @@ impl<T: Real> MetaLearner<T> for Fomaml<T> {
 
     fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
         Box::new(self.clone())
+    }
+
+    fn group_size(&self, model: &dyn Model<T>) -> usize {
+        LaneGroup::<T>::size(model)
+    }
+
+    /// Side by side when the group loads ([`LaneGroup::load`]): U^m in
+    /// every lane, each task's `∇L_q(φ_m)`, their tree sum. A group that
+    /// cannot run so, or whose lane pass fails, runs one by one (which
+    /// names the task that failed).
+    fn group_gradient(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        tasks: &[Task<T>],
+        sum: &mut [T],
+        outcomes: &mut [TaskOutcome],
+    ) -> Result<(), MetaError> {
+        if self.lanes.load(model, tasks) {
+            let lanes = &mut self.lanes;
+            let side_by_side = lanes
+                .adapt(model, &self.inner, theta)
+                .and_then(|()| lanes.query_gradient(model, outcomes));
+            if side_by_side.is_ok() {
+                lanes.sum_gradients(sum);
+                return Ok(());
+            }
+        }
+        let mut work = std::mem::take(&mut self.group_work);
+        work.resize(model.num_params(), T::ZERO);
+        let result = sum_one_by_one(self, model, theta, tasks, sum, outcomes, &mut work);
+        self.group_work = work;
+        result
     }
 
     /// U(θ): the m inner SGD steps.

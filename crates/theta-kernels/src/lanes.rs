@@ -584,3 +584,27 @@ pub fn mse<T: Real>(out: &[T::Pack], y: &[T::Pack], rows: usize, grad: &mut [T::
     }
     sum * T::Pack::splat(inv_n)
 }
+
+/// Lays `tasks` tasks' matrices side by side: `out[i]` holds value i of
+/// `matrix(t)` in lane t, and 0 in the lanes without a task (a task whose
+/// inputs and targets are zeros: finite, and dropped from sums by
+/// [`Pack::tree_sums`]'s lane count).
+///
+/// # Panics
+/// If `tasks` exceeds [`Pack::LANES`] or a matrix's length is not `out`'s.
+pub fn gather<'a, T: Real>(out: &mut [T::Pack], tasks: usize, matrix: impl Fn(usize) -> &'a [T]) {
+    // At most 16 lanes (f32 with AVX-512).
+    assert!(tasks <= T::Pack::LANES, "lane gather: {tasks} tasks for {} lanes", T::Pack::LANES);
+    let mut sources: [&[T]; 16] = [&[]; 16];
+    for (t, s) in sources.iter_mut().enumerate().take(tasks) {
+        *s = matrix(t);
+        assert_eq!(s.len(), out.len(), "lane gather: task {t}'s matrix against the packs");
+    }
+    let mut lane = [T::ZERO; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        for (l, s) in lane.iter_mut().zip(&sources[..tasks]) {
+            *l = s[i];
+        }
+        *o = T::Pack::load(&lane[..T::Pack::LANES]);
+    }
+}

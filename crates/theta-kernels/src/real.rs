@@ -88,7 +88,13 @@ pub trait Real:
 
 /// A SIMD pack of [`Pack::LANES`] scalars, as the kernels use it.
 pub trait Pack<T>:
-    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self>
+    Copy
+    + Send
+    + Sync
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
 {
     /// How many scalars one pack holds.
     const LANES: usize;
@@ -124,6 +130,28 @@ pub trait Pack<T>:
     /// The lanes summed in lane order (deterministic, unlike `wide`'s
     /// `reduce_add`, whose order is unspecified).
     fn sum_lanes(self) -> T;
+    /// `out[i] ←` the first `lanes` lanes of `packs[i]` summed as a tree
+    /// (the lanes above count as 0): lane l plus lane l + L/2 for l < L/2
+    /// (L = [`Pack::LANES`]), then the same on the L/2 sums, down to one.
+    /// Where a build has a faster way (AVX-512, f32) it gives these bits.
+    ///
+    /// # Panics
+    /// If `out` is shorter than `packs` or `lanes` exceeds `LANES`.
+    fn tree_sums(packs: &[Self], lanes: usize, out: &mut [T]);
+}
+
+/// One pack's [`Pack::tree_sums`], lane by lane: its definition.
+#[inline(always)]
+fn tree_sum<T: Copy + Default + Add<Output = T>, const L: usize>(mut a: [T; L], lanes: usize) -> T {
+    a[lanes..].fill(T::default());
+    let mut width = L / 2;
+    while width > 0 {
+        for l in 0..width {
+            a[l] = a[l] + a[l + width];
+        }
+        width /= 2;
+    }
+    a[0]
 }
 
 macro_rules! impl_real {
@@ -186,7 +214,7 @@ macro_rules! impl_real {
 }
 
 macro_rules! impl_pack {
-    ($t:ident, $pack:ident, $lanes:literal) => {
+    ($t:ident, $pack:ident, $lanes:literal, $tree:expr) => {
         impl Pack<$t> for wide::$pack {
             const LANES: usize = $lanes;
             #[inline(always)]
@@ -259,16 +287,96 @@ macro_rules! impl_pack {
                 }
                 s
             }
+            fn tree_sums(packs: &[Self], lanes: usize, out: &mut [$t]) {
+                $tree(packs, lanes, out)
+            }
         }
     };
 }
 
+/// [`Pack::tree_sums`] through arrays.
+fn tree_sums_by_lane<
+    T: Copy + Default + Add<Output = T>,
+    P: Copy + Into<[T; L]>,
+    const L: usize,
+>(
+    packs: &[P],
+    lanes: usize,
+    out: &mut [T],
+) {
+    assert!(lanes <= L, "tree sums: {lanes} lanes of {L}");
+    assert!(out.len() >= packs.len(), "tree sums: {} outputs for {} packs", out.len(), packs.len());
+    for (o, &p) in out.iter_mut().zip(packs) {
+        *o = tree_sum::<T, L>(p.into(), lanes);
+    }
+}
+
+/// [`Pack::tree_sums`] for f32x16 with AVX-512: sixteen packs at a time,
+/// the tree's four levels as shuffles of whole registers (lane halves
+/// first, as the definition), so that sixteen sums take 31 shuffles and 15
+/// additions rather than 240 scalar ones.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+fn tree_sums_f32x16(packs: &[wide::f32x16], lanes: usize, out: &mut [f32]) {
+    assert!(lanes <= 16, "tree sums: {lanes} lanes of 16");
+    assert!(out.len() >= packs.len(), "tree sums: {} outputs for {} packs", out.len(), packs.len());
+    let mask = ((1u32 << lanes) - 1) as u16;
+    let mut chunks = packs.chunks_exact(16);
+    let mut outs = out[..packs.len()].chunks_exact_mut(16);
+    for (chunk, o) in (&mut chunks).zip(&mut outs) {
+        let v: [std::arch::x86_64::__m512; 16] = std::array::from_fn(|i| chunk[i].into());
+        // SAFETY: this function is compiled only where the build enables
+        // AVX-512F for every function (the `cfg` above), so every CPU the
+        // binary may run on has the instructions `tree16` is compiled for.
+        #[allow(unsafe_code)]
+        let sums = unsafe { tree16(mask, v) };
+        o.copy_from_slice(&wide::f32x16::from(sums).to_array());
+    }
+    tree_sums_by_lane::<f32, wide::f32x16, 16>(chunks.remainder(), lanes, outs.into_remainder());
+}
+
+/// The sixteen tree sums of [`tree_sums_f32x16`], lane i pack i's, the
+/// lanes of `mask` kept and the others 0.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[target_feature(enable = "avx512f")]
+fn tree16(mask: u16, v: [std::arch::x86_64::__m512; 16]) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::{
+        __m512, _mm512_add_ps, _mm512_maskz_mov_ps, _mm512_permutexvar_ps, _mm512_setr_epi32,
+        _mm512_shuffle_f32x4, _mm512_shuffle_ps,
+    };
+    let v: [__m512; 16] = std::array::from_fn(|i| _mm512_maskz_mov_ps(mask, v[i]));
+    // Level 1, lane l + lane l + 8: pack 2i's eight sums, then pack 2i + 1's.
+    let w: [__m512; 8] = std::array::from_fn(|i| {
+        let (a, b) = (v[2 * i], v[2 * i + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(a, b), _mm512_shuffle_f32x4::<0xEE>(a, b))
+    });
+    // Level 2, + 4: four sums of each of packs 4i … 4i + 3, in that order.
+    let u: [__m512; 4] = std::array::from_fn(|i| {
+        let (a, b) = (w[2 * i], w[2 * i + 1]);
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(a, b), _mm512_shuffle_f32x4::<0xDD>(a, b))
+    });
+    // Level 3, + 2: 128-bit block k holds two sums of pack k, then two of
+    // pack 4 + k (of 8 + k and 12 + k in the second).
+    let s: [__m512; 2] = std::array::from_fn(|i| {
+        let (a, b) = (u[2 * i], u[2 * i + 1]);
+        _mm512_add_ps(_mm512_shuffle_ps::<0x44>(a, b), _mm512_shuffle_ps::<0xEE>(a, b))
+    });
+    // Level 4, + 1: block k holds the sums of packs k, 4 + k, 8 + k, 12 + k;
+    // pack i's goes back to lane i.
+    let (a, b) = (s[0], s[1]);
+    let r = _mm512_add_ps(_mm512_shuffle_ps::<0x88>(a, b), _mm512_shuffle_ps::<0xDD>(a, b));
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_permutexvar_ps(order, r)
+}
+
 impl_real!(f32, f32x16, f32x8, 8);
 impl_real!(f64, f64x8, f64x4, 4);
-impl_pack!(f32, f32x16, 16);
-impl_pack!(f64, f64x8, 8);
-impl_pack!(f32, f32x8, 8);
-impl_pack!(f64, f64x4, 4);
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+impl_pack!(f32, f32x16, 16, tree_sums_f32x16);
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+impl_pack!(f32, f32x16, 16, tree_sums_by_lane::<f32, wide::f32x16, 16>);
+impl_pack!(f64, f64x8, 8, tree_sums_by_lane::<f64, wide::f64x8, 8>);
+impl_pack!(f32, f32x8, 8, tree_sums_by_lane::<f32, wide::f32x8, 8>);
+impl_pack!(f64, f64x4, 4, tree_sums_by_lane::<f64, wide::f64x4, 4>);
 
 /// Which SIMD instructions this build of the kernels uses.
 ///

@@ -302,3 +302,70 @@ fn a_short_factor_is_refused() {
     let mut out = vec![<f32 as Real>::Pack::splat(0.0); 10 * 40];
     lanes::gemm::<f32>(Store::Replace, &mut out, &x, Weights::Shared(&[0.0; 39]), 10, 40, 40);
 }
+
+/// `Pack::tree_sums`' definition, written out: halves, quarters, … of the
+/// first `lanes` lanes, the others 0.
+fn tree_sum<T: Real>(x: &[T], lanes: usize) -> T {
+    let mut a: Vec<T> = (0..x.len()).map(|l| if l < lanes { x[l] } else { T::ZERO }).collect();
+    let mut width = a.len() / 2;
+    while width > 0 {
+        for l in 0..width {
+            a[l] = a[l] + a[l + width];
+        }
+        width /= 2;
+    }
+    a[0]
+}
+
+fn tree_sums_follow_their_definition<T: Real>() {
+    let mut g = Lcg(11);
+    let lanes = T::Pack::LANES;
+    // Whole chunks of sixteen packs and a remainder; values of mixed
+    // magnitude, so that another order of additions shows in the bits.
+    for packs in [0, 1, 15, 16, 37] {
+        let values: Vec<T> = (0..packs * lanes)
+            .map(|i| {
+                let v: T = g.vec(1)[0];
+                v * T::from_f64(10f64.powi((i % 7) as i32 - 3))
+            })
+            .collect();
+        let x: Vec<T::Pack> = values.chunks_exact(lanes).map(T::Pack::load).collect();
+        for n in 0..=lanes {
+            let mut out = vec![T::from_f64(7.0); packs + 1];
+            T::Pack::tree_sums(&x, n, &mut out);
+            for (i, chunk) in values.chunks_exact(lanes).enumerate() {
+                let want = tree_sum(chunk, n);
+                assert_eq!(
+                    out[i].to_f64().to_bits(),
+                    want.to_f64().to_bits(),
+                    "pack {i} of {packs}, {n} lanes"
+                );
+            }
+            assert_eq!(out[packs], T::from_f64(7.0), "past the packs");
+        }
+    }
+}
+
+#[test]
+fn tree_sums_follow_their_definition_f32() {
+    tree_sums_follow_their_definition::<f32>();
+}
+
+#[test]
+fn tree_sums_follow_their_definition_f64() {
+    tree_sums_follow_their_definition::<f64>();
+}
+
+#[test]
+fn gather_lays_tasks_side_by_side_and_zeros_the_rest() {
+    let mut g = Lcg(5);
+    let tasks: Vec<Vec<f32>> = (0..9).map(|_| g.vec(7)).collect();
+    let mut out = vec![<f32 as Real>::Pack::splat(3.0); 7];
+    lanes::gather::<f32>(&mut out, tasks.len(), |t| &tasks[t]);
+    for (t, task) in tasks.iter().enumerate() {
+        assert_eq!(&lane::<f32>(&out, t), task, "task {t}");
+    }
+    for t in tasks.len()..16 {
+        assert_eq!(lane::<f32>(&out, t), vec![0.0; 7], "empty lane {t}");
+    }
+}

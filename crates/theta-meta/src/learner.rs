@@ -72,6 +72,44 @@ pub trait MetaLearner<T: Real>: Send {
     /// A copy with the same configuration (and its own work buffers).
     fn boxed_clone(&self) -> Box<dyn MetaLearner<T>>;
 
+    /// How many tasks [`MetaLearner::group_gradient`] takes at once with
+    /// `model`: 1 (the default) when tasks run one by one, up to a pack's
+    /// lanes for a learner that runs a group of tasks side by side
+    /// ([`crate::LaneGroup`]). The [`crate::Trainer`] cuts every batch into
+    /// groups of this size from its first task (the last one shorter),
+    /// whatever its thread count, so the groups, and the bits, never depend
+    /// on it.
+    fn group_size(&self, model: &dyn Model<T>) -> usize {
+        let _ = model;
+        1
+    }
+
+    /// The sum of the outer gradients of `tasks` (1 ..=
+    /// [`group_size`](MetaLearner::group_size) tasks) into `sum` (P values),
+    /// added in an order fixed by the group alone, and each task's outcome
+    /// into `outcomes`. The default takes a group of one: its
+    /// [`MetaLearner::task_gradient`].
+    fn group_gradient(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        tasks: &[Task<T>],
+        sum: &mut [T],
+        outcomes: &mut [TaskOutcome],
+    ) -> Result<(), MetaError> {
+        match (tasks, outcomes) {
+            ([task], [outcome]) => {
+                *outcome = self.task_gradient(model, theta, task, sum)?;
+                Ok(())
+            }
+            (tasks, _) => Err(MetaError::InvalidParameter {
+                name: "task group",
+                value: format!("{} tasks", tasks.len()),
+                reason: "this learner takes its tasks one at a time",
+            }),
+        }
+    }
+
     /// True when this learner's batch gradient is one pooled computation
     /// over the whole batch ([`MetaLearner::meta_gradient`], overridden)
     /// rather than the mean of per-task gradients: the pretrained baseline's
@@ -98,9 +136,11 @@ pub trait MetaLearner<T: Real>: Send {
     }
 }
 
-/// The batch mean of `learner`'s per-task gradients, one task after the
-/// other, into `grad` (what [`MetaLearner::meta_gradient`] does unless a
-/// learner overrides it). Allocates its per-task buffers.
+/// The batch mean of `learner`'s outer gradients into `grad`: the sums of
+/// its groups of tasks ([`MetaLearner::group_size`]; one task each unless
+/// it runs tasks side by side) added in order, as the [`crate::Trainer`]
+/// does (what [`MetaLearner::meta_gradient`] does unless a learner
+/// overrides it). Allocates its group buffer.
 pub fn mean_of_task_gradients<T: Real, L: MetaLearner<T> + ?Sized>(
     learner: &mut L,
     model: &dyn Model<T>,
@@ -109,14 +149,38 @@ pub fn mean_of_task_gradients<T: Real, L: MetaLearner<T> + ?Sized>(
     grad: &mut [T],
     task_losses: &mut [f64],
 ) -> Result<StepStats, MetaError> {
-    let p = grad.len();
-    let mut task_grads = vec![T::ZERO; tasks.len() * p];
     let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
-    for ((task, g), o) in tasks.iter().zip(task_grads.chunks_exact_mut(p.max(1))).zip(&mut outcomes)
-    {
-        *o = learner.task_gradient(model, theta, task, g)?;
+    let mut sum = vec![T::ZERO; grad.len()];
+    theta_core::check_len("per-task loss buffer", tasks.len(), task_losses.len())?;
+    let mut mean = BatchMean::new(grad, task_losses)?;
+    let size = learner.group_size(model).max(1);
+    for (group, o) in tasks.chunks(size).zip(outcomes.chunks_mut(size)) {
+        learner.group_gradient(model, theta, group, &mut sum, o)?;
+        mean.add_group(&sum, o);
     }
-    reduce_in_order(&task_grads, &outcomes, grad, task_losses)
+    mean.finish()
+}
+
+/// The sum of `tasks`' outer gradients into `sum`, one task after the other
+/// ([`MetaLearner::task_gradient`], each into `work`, P values) and added
+/// in task order from zero: how a learner that runs groups side by side
+/// takes a group that cannot run so, and finds which task of a failed
+/// group failed.
+pub fn sum_one_by_one<T: Real, L: MetaLearner<T> + ?Sized>(
+    learner: &mut L,
+    model: &dyn Model<T>,
+    theta: &[T],
+    tasks: &[Task<T>],
+    sum: &mut [T],
+    outcomes: &mut [TaskOutcome],
+    work: &mut [T],
+) -> Result<(), MetaError> {
+    sum.fill(T::ZERO);
+    for (task, o) in tasks.iter().zip(outcomes) {
+        *o = learner.task_gradient(model, theta, task, work)?;
+        add_gradient(sum, work);
+    }
+    Ok(())
 }
 
 /// The mean of per-task gradients (`task_grads`, n × P, task by task) into
@@ -169,6 +233,20 @@ impl<'a, T: Real> BatchMean<'a, T> {
         assert_eq!(task_grads.len(), outcomes.len() * p, "one gradient per outcome");
         for (g, o) in task_grads.chunks_exact(p.max(1)).zip(outcomes) {
             add_gradient(self.grad, g);
+            self.add_outcome(o);
+        }
+    }
+
+    /// Adds the next group of tasks: the sum of their gradients (P values,
+    /// from [`MetaLearner::group_gradient`]) and their outcomes. For a
+    /// group of one, [`BatchMean::add`].
+    ///
+    /// # Panics
+    /// If the sum is not P values, or more tasks arrive than the batch holds.
+    pub fn add_group(&mut self, sum: &[T], outcomes: &[TaskOutcome]) {
+        assert_eq!(sum.len(), self.grad.len(), "one sum of P values per group");
+        add_gradient(self.grad, sum);
+        for o in outcomes {
             self.add_outcome(o);
         }
     }

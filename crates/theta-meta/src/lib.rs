@@ -4,6 +4,8 @@
 //!   `theta-fomaml`, `theta-reptile`, `theta-imaml`, `theta-pretrained`): an
 //!   outer gradient for a batch of tasks, and an adaptation U(θ) to a new task.
 //! * [`InnerSgd`]: the inner loop U^m (φ ← φ − α∇L_s(φ)), written once.
+//! * [`LaneGroup`]: a group of tasks side by side, one per SIMD lane, for
+//!   learners whose tasks run through the model's lane passes.
 //! * [`reduce_in_order`] and [`BatchMean`]: the batch mean of per-task
 //!   gradients, in task order whatever thread computed them.
 //! * [`Trainer`] and [`TrainState`]: the training loop, with [`Observer`]s
@@ -15,14 +17,16 @@
 mod error;
 mod eval;
 mod inner;
+mod lanes;
 mod learner;
 mod train;
 
 pub use error::{MetaError, at_least_one, positive};
 pub use eval::{Adaptation, EvalPoint, Evaluation, Stat};
 pub use inner::InnerSgd;
+pub use lanes::LaneGroup;
 pub use learner::{
     BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, mean_of_task_gradients,
-    reduce_in_order,
+    reduce_in_order, sum_one_by_one,
 };
 pub use train::{Observer, StepReport, TrainState, Trainer};

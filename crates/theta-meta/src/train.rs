@@ -13,9 +13,7 @@ use theta_core::{Model, Real, Rng, Task, TaskDistribution};
 use theta_optim::Optimizer;
 
 use crate::error::{MetaError, at_least_one};
-use crate::learner::{
-    BatchMean, MetaLearner, StepStats, TaskOutcome, add_gradient, reduce_in_order,
-};
+use crate::learner::{BatchMean, MetaLearner, StepStats, TaskOutcome, add_gradient};
 
 /// Everything that changes during training, and nothing else: θ, the outer
 /// optimizer's state, the task generator and the number of meta-steps taken.
@@ -74,42 +72,62 @@ struct Slot<T> {
     status: Status,
 }
 
-/// How a task of a parallel step went: its outcome, or its failure, or the
-/// panic to re-raise once every thread has met at the step's barrier.
+/// How a group of tasks of a parallel step went: its tasks' outcomes, or
+/// its failure, or the panic to re-raise once every thread has met at the
+/// step's barrier.
 struct Status {
-    outcome: TaskOutcome,
+    outcomes: Vec<TaskOutcome>,
     result: Result<(), MetaError>,
     panic: Option<Box<dyn Any + Send>>,
 }
 
 impl Status {
-    fn new() -> Self {
-        Status { outcome: TaskOutcome::default(), result: Ok(()), panic: None }
+    /// For a group of `tasks` tasks.
+    fn new(tasks: usize) -> Self {
+        Status { outcomes: vec![TaskOutcome::default(); tasks], result: Ok(()), panic: None }
     }
 }
 
-/// Computes `task`'s gradient into `grad` and keeps how it went in `status`;
-/// true when the gradient is there. A panic is kept, not propagated, so that
-/// every thread still meets at the barriers.
+/// Computes the sum of `group`'s gradients into `grad` and keeps how it went
+/// in `status`; true when the sum is there. A panic is kept, not
+/// propagated, so that every thread still meets at the barriers.
 fn compute<T: Real>(
     learner: &mut dyn MetaLearner<T>,
     model: &dyn Model<T>,
     theta: &[T],
-    task: &Task<T>,
+    group: &[Task<T>],
     grad: &mut [T],
     status: &mut Status,
 ) -> bool {
     status.panic = None;
     status.result = Ok(());
-    match catch_unwind(AssertUnwindSafe(|| learner.task_gradient(model, theta, task, grad))) {
-        Ok(Ok(outcome)) => {
-            status.outcome = outcome;
-            return true;
-        }
+    let outcomes = &mut status.outcomes;
+    match catch_unwind(AssertUnwindSafe(|| {
+        learner.group_gradient(model, theta, group, grad, outcomes)
+    })) {
+        Ok(Ok(())) => return true,
         Ok(Err(e)) => status.result = Err(e),
         Err(payload) => status.panic = Some(payload),
     }
     false
+}
+
+/// The groups a batch of `n` tasks is cut into, `size` tasks each from the
+/// first (the last one shorter): group `g` is tasks `range(g)`.
+#[derive(Clone, Copy)]
+struct Groups {
+    n: usize,
+    size: usize,
+}
+
+impl Groups {
+    fn count(self) -> usize {
+        self.n.div_ceil(self.size)
+    }
+
+    fn range(self, g: usize) -> std::ops::Range<usize> {
+        g * self.size..((g + 1) * self.size).min(self.n)
+    }
 }
 
 /// The tasks of a parallel step still to compute, `front..back` (packed in
@@ -188,14 +206,17 @@ fn reduce_step<T: Real>(
 ) -> Result<StepStats, MetaError> {
     let mut failure = Ok(());
     let statuses = front.status[..taken].iter_mut().chain(back.iter_mut().map(|s| &mut s.status));
-    for (o, status) in outcomes.iter_mut().zip(statuses) {
+    let mut at = 0;
+    for status in statuses {
         if let Some(payload) = status.panic.take() {
             resume_unwind(payload);
         }
         if failure.is_ok() {
             failure = std::mem::replace(&mut status.result, Ok(()));
         }
-        *o = status.outcome;
+        let tasks = status.outcomes.len();
+        outcomes[at..at + tasks].copy_from_slice(&status.outcomes);
+        at += tasks;
     }
     failure?;
     // The front's sum, then each slot, in task order: each number summed in
@@ -275,48 +296,61 @@ impl<'a, T: Real> Trainer<'a, T> {
         Ok(self)
     }
 
-    /// The batch mean of the tasks' gradients into `grad`: on one thread,
-    /// each gradient added as soon as it is computed (while it is in cache);
-    /// on several, every task's gradient into its slice of `task_grads`, in
-    /// parallel over contiguous blocks of tasks, one learner per block, then
-    /// all added. The same additions in the same order either way.
+    /// How `learner` cuts this trainer's batches into groups.
+    fn groups(&self, learner: &dyn MetaLearner<T>) -> Groups {
+        Groups { n: self.tasks.len(), size: learner.group_size(self.model).max(1) }
+    }
+
+    /// The batch mean of the tasks' gradients into `grad`, from the sums of
+    /// the learner's groups of tasks (one task each unless it runs them
+    /// side by side): on one thread, each sum added as soon as it is
+    /// computed (while it is in cache); on several, every group's sum into
+    /// its slice of `task_grads`, in parallel over contiguous blocks of
+    /// groups, one learner per block, then all added. The same additions in
+    /// the same order either way.
     fn mean_gradient(
         &mut self,
         learner: &mut dyn MetaLearner<T>,
         theta: &[T],
     ) -> Result<StepStats, MetaError> {
         let p = self.grad.len();
-        let n = self.tasks.len();
-        let threads = self.threads.min(n);
+        let groups = self.groups(learner);
+        let count = groups.count();
+        let threads = self.threads.min(count);
         if threads <= 1 {
             let mut mean = BatchMean::new(&mut self.grad, &mut self.task_losses)?;
-            let g = &mut self.task_grads[..p];
-            for (task, o) in self.tasks.iter().zip(&mut self.outcomes) {
-                *o = learner.task_gradient(self.model, theta, task, g)?;
-                mean.add(g, std::slice::from_ref(o));
+            let sum = &mut self.task_grads[..p];
+            for g in 0..count {
+                let (tasks, outcomes) =
+                    (&self.tasks[groups.range(g)], &mut self.outcomes[groups.range(g)]);
+                learner.group_gradient(self.model, theta, tasks, sum, outcomes)?;
+                mean.add_group(sum, outcomes);
             }
             return mean.finish();
         }
         while self.workers.len() < threads - 1 {
             self.workers.push(learner.boxed_clone());
         }
-        let block = n.div_ceil(threads);
+        let block = count.div_ceil(threads);
         let model = self.model;
         let mut learners: Vec<&mut dyn MetaLearner<T>> = vec![learner];
         learners.extend(self.workers.iter_mut().map(|w| &mut **w as &mut dyn MetaLearner<T>));
+        let size = groups.size;
         let results: Vec<Result<(), MetaError>> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .tasks
-                .chunks(block)
+                .chunks(block * size)
                 .zip(self.task_grads.chunks_mut(block * p))
-                .zip(self.outcomes.chunks_mut(block))
+                .zip(self.outcomes.chunks_mut(block * size))
                 .zip(learners)
-                .map(|(((tasks, grads), outcomes), learner)| {
+                .map(|(((tasks, sums), outcomes), learner)| {
                     s.spawn(move || {
-                        for ((task, g), o) in
-                            tasks.iter().zip(grads.chunks_exact_mut(p)).zip(outcomes)
+                        for ((group, sum), o) in tasks
+                            .chunks(size)
+                            .zip(sums.chunks_exact_mut(p))
+                            .zip(outcomes.chunks_mut(size))
                         {
-                            *o = learner.task_gradient(model, theta, task, g)?;
+                            learner.group_gradient(model, theta, group, sum, o)?;
                         }
                         Ok(())
                     })
@@ -326,7 +360,11 @@ impl<'a, T: Real> Trainer<'a, T> {
         });
         // The first failure in task order, as one thread would have reported it.
         results.into_iter().collect::<Result<(), MetaError>>()?;
-        reduce_in_order(&self.task_grads, &self.outcomes, &mut self.grad, &mut self.task_losses)
+        let mut mean = BatchMean::new(&mut self.grad, &mut self.task_losses)?;
+        for g in 0..count {
+            mean.add_group(&self.task_grads[g * p..][..p], &self.outcomes[groups.range(g)]);
+        }
+        mean.finish()
     }
 
     /// One meta-step on `state`. Any failure inside it is reported as
@@ -384,7 +422,8 @@ impl<'a, T: Real> Trainer<'a, T> {
         steps: u64,
         observer: &mut dyn Observer<T, O::State>,
     ) -> Result<(), MetaError> {
-        let threads = self.threads.min(self.tasks.len());
+        let groups = self.groups(learner);
+        let threads = self.threads.min(groups.count());
         // A learner that pools the batch computes it in one call, on this thread.
         if threads <= 1 || steps == 0 || learner.pools_batch() {
             for _ in 0..steps {
@@ -398,9 +437,10 @@ impl<'a, T: Real> Trainer<'a, T> {
         }
         theta_core::check_len("θ length", self.model.num_params(), state.theta.len())?;
         let p = self.grad.len();
-        let new_slot = || Slot { grad: vec![T::ZERO; p], status: Status::new() };
+        let new_slot =
+            |g| Slot { grad: vec![T::ZERO; p], status: Status::new(groups.range(g).len()) };
         let slots: Vec<Mutex<Slot<T>>> =
-            (0..self.tasks.len()).map(|_| Mutex::new(new_slot())).collect();
+            (0..groups.count()).map(|g| Mutex::new(new_slot(g))).collect();
         while self.workers.len() < threads - 1 {
             self.workers.push(learner.boxed_clone());
         }
@@ -409,7 +449,7 @@ impl<'a, T: Real> Trainer<'a, T> {
         let spare = (0..self.tasks.len()).map(|_| self.dist.empty_task()).collect();
         let batches = [RwLock::new(std::mem::take(&mut self.tasks)), RwLock::new(spare)];
         let result =
-            self.run_with_workers(learner, outer, state, steps, observer, &batches, &slots);
+            self.run_with_workers(learner, outer, state, steps, observer, &batches, &slots, groups);
         let [batch, _] = batches;
         self.tasks = batch.into_inner().unwrap_or_else(|e| e.into_inner());
         result
@@ -425,6 +465,7 @@ impl<'a, T: Real> Trainer<'a, T> {
         observer: &mut dyn Observer<T, O::State>,
         batches: &[RwLock<Vec<Task<T>>>; 2],
         slots: &[Mutex<Slot<T>>],
+        groups: Groups,
     ) -> Result<(), MetaError> {
         let model = self.model;
         let dist = self.dist;
@@ -432,7 +473,7 @@ impl<'a, T: Real> Trainer<'a, T> {
         let theta_copy = RwLock::new(state.theta.clone());
         let front = Mutex::new(Front {
             sum: vec![T::ZERO; p],
-            status: (0..n).map(|_| Status::new()).collect(),
+            status: (0..n).map(|g| Status::new(groups.range(g).len())).collect(),
             grad: vec![T::ZERO; p],
         });
         let start = SpinBarrier::new(self.workers.len() + 1);
@@ -462,14 +503,14 @@ impl<'a, T: Real> Trainer<'a, T> {
                             if w == 0 {
                                 let Front { sum, status, grad } = &mut *lock(front);
                                 sum.fill(T::ZERO);
-                                while let Some(i) = claims.front() {
-                                    let status = &mut status[i];
-                                    if compute(learner, model, &theta, &tasks[i], grad, status) {
+                                while let Some(g) = claims.front() {
+                                    let (group, status) = (&tasks[groups.range(g)], &mut status[g]);
+                                    if compute(learner, model, &theta, group, grad, status) {
                                         add_gradient(sum, grad);
                                     }
                                 }
                             } else {
-                                claim_back(learner, model, &theta, &tasks, slots, claims);
+                                claim_back(learner, model, &theta, &tasks, slots, claims, groups);
                             }
                         }
                         end.wait();
@@ -511,7 +552,7 @@ impl<'a, T: Real> Trainer<'a, T> {
                             dist.sample_batch_into(&mut rng, &mut write(1 - cur)).map(|()| rng)
                         })));
                     }
-                    claim_back(learner, model, &state.theta, &read(cur), slots, &claims);
+                    claim_back(learner, model, &state.theta, &read(cur), slots, &claims, groups);
                     end.wait();
                     let taken = claims.taken_from_front();
                     guards.extend(slots[taken..].iter().map(lock));
@@ -542,8 +583,8 @@ impl<'a, T: Real> Trainer<'a, T> {
     }
 }
 
-/// Claims tasks from the back of the batch (see [`Claims`]) and computes
-/// each into its slot, until none is left.
+/// Claims groups of tasks from the back of the batch (see [`Claims`]) and
+/// computes each group's sum into its slot, until none is left.
 fn claim_back<T: Real>(
     learner: &mut dyn MetaLearner<T>,
     model: &dyn Model<T>,
@@ -551,10 +592,12 @@ fn claim_back<T: Real>(
     batch: &[Task<T>],
     slots: &[Mutex<Slot<T>>],
     claims: &Claims,
+    groups: Groups,
 ) {
-    while let Some(i) = claims.back() {
-        let slot = &mut *lock(&slots[i]);
-        compute(learner, model, theta, &batch[i], &mut slot.grad, &mut slot.status);
+    while let Some(g) = claims.back() {
+        let slot = &mut *lock(&slots[g]);
+        let group = &batch[groups.range(g)];
+        compute(learner, model, theta, group, &mut slot.grad, &mut slot.status);
     }
 }
 

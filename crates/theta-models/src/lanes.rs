@@ -31,22 +31,6 @@ use theta_kernels::{Activation, Loss, Pack, Real};
 
 use crate::Mlp;
 
-/// The buffers of [`Mlp::loss_grad_lanes`] for tasks of `rows` rows: every
-/// layer's outputs and two δ buffers, all lane-major.
-pub struct LaneScratch<T: Real> {
-    rows: usize,
-    hs: Vec<T::Pack>,
-    delta_a: Vec<T::Pack>,
-    delta_b: Vec<T::Pack>,
-}
-
-impl<T: Real> LaneScratch<T> {
-    /// The rows per task this scratch holds.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-}
-
 /// Values `range` of lane-major or shared parameters.
 fn part<'a, T: Real>(theta: Weights<'a, T>, range: std::ops::Range<usize>) -> Weights<'a, T> {
     match theta {
@@ -83,46 +67,35 @@ fn lanes_finite<T: Real>(x: T::Pack) -> bool {
 }
 
 impl Mlp {
-    /// The buffers of a lane pass over tasks of `rows` rows.
-    pub fn lane_scratch<T: Real>(&self, rows: usize) -> LaneScratch<T> {
-        let zero = T::Pack::splat(T::ZERO);
-        // Every layer's outputs; δ is never carried below the first layer,
-        // so the δ buffers hold the widest layer's (not the input's).
+    /// The widths a lane pass keeps: every layer's outputs, and two δ
+    /// buffers of the widest layer (δ is never carried below the first
+    /// layer, so not the input's).
+    fn lane_spans(&self, rows: usize) -> (usize, usize) {
         let widths = &self.spec().layer_sizes[1..];
         let max = widths.iter().copied().max().unwrap_or(0);
-        LaneScratch {
-            rows,
-            hs: vec![zero; rows * widths.iter().sum::<usize>()],
-            delta_a: vec![zero; rows * max],
-            delta_b: vec![zero; rows * max],
-        }
+        (rows * widths.iter().sum::<usize>(), rows * max)
     }
 
-    /// The MSE loss and its gradient with respect to the parameters, for as
-    /// many tasks as a pack has lanes (16 in f32, 8 in f64), task t in lane
-    /// t of every pack: `x` (rows × d₀ packs), the targets `y` (rows × d_L),
-    /// and the gradient into `grad` (P packs), all lane-major; `theta` is θ
-    /// shared by every task or each task's own parameters. Returns each
-    /// task's loss in its lane. Lanes without a task may hold anything
-    /// finite (zeros): they cost what a task costs and change nothing else.
-    ///
-    /// Errors on a buffer of the wrong length, a scratch for another number
-    /// of rows, a network with softmax cross-entropy (run such tasks one by
-    /// one, [`theta_core::Model::loss_grad`]), non-finite parameters, and a
-    /// loss that is not finite in some lane. After an error `grad` holds
-    /// nothing meaningful: a caller that wants the exact error of each task
-    /// runs them one by one.
-    pub fn loss_grad_lanes<T: Real>(
+    /// [`theta_core::Model::lane_scratch_len`]: none for softmax
+    /// cross-entropy, whose tasks run one by one.
+    pub(crate) fn lane_scratch_len_(&self, rows: usize) -> Option<usize> {
+        let (hs, delta) = self.lane_spans(rows);
+        (self.spec().loss == Loss::Mse).then_some(hs + 2 * delta)
+    }
+
+    /// [`theta_core::Model::loss_grad_lanes`] (MSE only: a network with
+    /// softmax cross-entropy is refused).
+    pub(crate) fn loss_grad_lanes_<T: Real>(
         &self,
         theta: Weights<'_, T>,
+        rows: usize,
         x: &[T::Pack],
         y: &[T::Pack],
         grad: &mut [T::Pack],
-        scratch: &mut LaneScratch<T>,
+        scratch: &mut [T::Pack],
     ) -> Result<T::Pack> {
         let sizes = &self.spec().layer_sizes;
         let (d_in, d_out) = (sizes[0], sizes[sizes.len() - 1]);
-        let rows = scratch.rows;
         if rows == 0 {
             return Err(Error::Empty("lane pass's row"));
         }
@@ -142,6 +115,11 @@ impl Mlp {
         check_len("lane inputs (rows × input width)", rows * d_in, x.len())?;
         check_len("lane targets (rows × output width)", rows * d_out, y.len())?;
         check_len("gradient buffer length", p, grad.len())?;
+        let (hs_len, delta_len) = self.lane_spans(rows);
+        let need = hs_len + 2 * delta_len;
+        if scratch.len() < need {
+            check_len("lane scratch length (at least)", need, scratch.len())?;
+        }
         let finite = match theta {
             Weights::Shared(t) => theta_kernels::vector::all_finite(t),
             Weights::Lanes(t) => all_finite_lanes::<T>(t),
@@ -150,8 +128,10 @@ impl Mlp {
             return Err(Error::NonFinite("θ".into()));
         }
 
+        let (hs, rest) = scratch.split_at_mut(hs_len);
+        let (delta_a, rest) = rest.split_at_mut(delta_len);
+        let delta_b = &mut rest[..delta_len];
         let layers = self.layers();
-        let LaneScratch { hs, delta_a, delta_b, .. } = scratch;
         // Forward: h_l = σ(h_{l−1} W_l + b_l), each into its span of `hs`.
         let mut offset = 0;
         for (l, layer) in layers.iter().enumerate() {

@@ -15,5 +15,4 @@ mod lanes;
 mod mlp;
 
 pub use batch_norm::BatchNormMlp;
-pub use lanes::LaneScratch;
 pub use mlp::{Init, LayerLayout, Mlp, MlpSpec};

@@ -1052,6 +1052,22 @@ impl<T: Real> Model<T> for Mlp {
         self.forward_loss(theta, split, Pass::GaussNewton, scratch).map(|_| ())
     }
 
+    fn lane_scratch_len(&self, rows: usize) -> Option<usize> {
+        self.lane_scratch_len_(rows)
+    }
+
+    fn loss_grad_lanes(
+        &self,
+        theta: theta_kernels::lanes::Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        grad: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch))
+    }
+
     fn one_step_meta_gradient(
         &self,
         theta: &[T],

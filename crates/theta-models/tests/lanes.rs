@@ -101,7 +101,7 @@ where
         let ys: Vec<Vec<T>> =
             (0..lanes::<T>()).map(|_| draw(&mut rng, rows * d_out, 1.0)).collect();
         let (x, y) = (to_lanes(&xs), to_lanes(&ys));
-        let mut scratch = mlp.lane_scratch::<T>(rows);
+        let mut scratch = lane_scratch::<T>(&mlp, rows);
         let mut per_task = Scratch::for_model(model, Pass::Gradient, rows);
         let zero = T::Pack::splat(T::ZERO);
         for shared in [false, true] {
@@ -109,7 +109,10 @@ where
             let theta =
                 if shared { Weights::Shared(&thetas[0]) } else { Weights::Lanes(&theta_lanes) };
             let mut grad = vec![zero; p];
-            let loss = mlp.loss_grad_lanes(theta, &x, &y, &mut grad, &mut scratch).unwrap();
+            let loss = model
+                .loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch)
+                .unwrap()
+                .unwrap();
             for t in 0..lanes::<T>() {
                 let theta_t = if shared { &thetas[0] } else { &thetas[t] };
                 let split = Split::new(
@@ -151,17 +154,20 @@ fn a_tasks_result_does_not_depend_on_its_lane_or_its_neighbours() {
     let n = lanes::<f32>();
     let xs: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, 10, 5.0)).collect();
     let ys: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, 10, 5.0)).collect();
-    let mut scratch = mlp.lane_scratch::<f32>(10);
+    let mut scratch = lane_scratch::<f32>(&mlp, 10);
     let zero = <f32 as Real>::Pack::splat(0.0);
     let run = |xs: &[Vec<f32>], ys: &[Vec<f32>], scratch: &mut _| {
         let mut grad = vec![zero; theta.len()];
-        mlp.loss_grad_lanes(
+        Model::<f32>::loss_grad_lanes(
+            &mlp,
             Weights::Shared(&theta),
+            10,
             &to_lanes(xs),
             &to_lanes(ys),
             &mut grad,
             scratch,
         )
+        .unwrap()
         .unwrap();
         grad
     };
@@ -176,35 +182,57 @@ fn a_tasks_result_does_not_depend_on_its_lane_or_its_neighbours() {
     assert_eq!(bits(lane::<f32>(&grad, 0)), bits(lane::<f32>(&moved, n - 1)));
 }
 
+/// A lane pass over 4 rows.
+fn pass(
+    model: &dyn Model<f32>,
+    theta: Weights<'_, f32>,
+    x: &[<f32 as Real>::Pack],
+    y: &[<f32 as Real>::Pack],
+    grad: &mut [<f32 as Real>::Pack],
+    scratch: &mut [<f32 as Real>::Pack],
+) -> theta_core::Result<<f32 as Real>::Pack> {
+    model.loss_grad_lanes(theta, 4, x, y, grad, scratch).expect("an MLP has lane passes")
+}
+
+/// The lane scratch of `mlp` for tasks of `rows` rows.
+fn lane_scratch<T: Real>(mlp: &Mlp, rows: usize) -> Vec<T::Pack> {
+    let len = Model::<T>::lane_scratch_len(mlp, rows).expect("an MSE network has lane passes");
+    vec![T::Pack::splat(T::ZERO); len]
+}
+
 #[test]
 fn bad_input_is_refused() {
     let mlp = Mlp::new(MlpSpec::relu(&[1, 8, 1], Loss::Mse)).unwrap();
     let p = <Mlp as Model<f32>>::num_params(&mlp);
     let zero = <f32 as Real>::Pack::splat(0.0);
-    let mut scratch = mlp.lane_scratch::<f32>(4);
+    let mut scratch = lane_scratch::<f32>(&mlp, 4);
+    let model: &dyn Model<f32> = &mlp;
     let (x, y, mut grad) = (vec![zero; 4], vec![zero; 4], vec![zero; p]);
     let theta = vec![0.1f32; p];
     let mut nan = theta.clone();
     nan[3] = f32::NAN;
-    let err = mlp.loss_grad_lanes(Weights::Shared(&nan), &x, &y, &mut grad, &mut scratch);
+    let err = pass(model, Weights::Shared(&nan), &x, &y, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
     let nan_lanes = vec![<f32 as Real>::Pack::splat(f32::INFINITY); p];
-    let err = mlp.loss_grad_lanes(Weights::Lanes(&nan_lanes), &x, &y, &mut grad, &mut scratch);
+    let err = pass(model, Weights::Lanes(&nan_lanes), &x, &y, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
-    let err = mlp.loss_grad_lanes(Weights::Shared(&theta[1..]), &x, &y, &mut grad, &mut scratch);
+    let err = pass(model, Weights::Shared(&theta[1..]), &x, &y, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
-    let err = mlp.loss_grad_lanes(Weights::Shared(&theta), &x[1..], &y, &mut grad, &mut scratch);
+    let err = pass(model, Weights::Shared(&theta), &x[1..], &y, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
-    let err = mlp.loss_grad_lanes(Weights::Shared(&theta), &x, &y, &mut grad[1..], &mut scratch);
+    let err = pass(model, Weights::Shared(&theta), &x, &y, &mut grad[1..], &mut scratch);
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
+    let err = pass(model, Weights::Shared(&theta), &x, &y, &mut grad, &mut scratch[1..]);
     assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
     let huge = vec![<f32 as Real>::Pack::splat(1e30); 4];
-    let err = mlp.loss_grad_lanes(Weights::Shared(&theta), &x, &huge, &mut grad, &mut scratch);
+    let err = pass(model, Weights::Shared(&theta), &x, &huge, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
     let classifier = Mlp::new(MlpSpec::relu(&[1, 8, 3], Loss::SoftmaxCrossEntropy)).unwrap();
     let p = <Mlp as Model<f32>>::num_params(&classifier);
-    let mut scratch = classifier.lane_scratch::<f32>(4);
+    assert_eq!(Model::<f32>::lane_scratch_len(&classifier, 4), None);
+    let classifier: &dyn Model<f32> = &classifier;
     let (y3, mut grad) = (vec![zero; 12], vec![zero; p]);
     let theta = vec![0.1f32; p];
-    let err = classifier.loss_grad_lanes(Weights::Shared(&theta), &x, &y3, &mut grad, &mut scratch);
+    let err = pass(classifier, Weights::Shared(&theta), &x, &y3, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::InvalidParameter { name: "loss", .. })), "{err:?}");
 }

@@ -1,0 +1,222 @@
+//! A group of tasks side by side, one per SIMD lane, through a model's lane
+//! passes ([`theta_core::Model::loss_grad_lanes`]): the inner loop U^m and
+//! the query gradient of up to [`Pack::LANES`] tasks at once, and the sums
+//! over the group that a batch mean adds.
+//!
+//! Why: a meta-batch is many small tasks through one network, and one task
+//! at a time a gradient pass spends much of its time on the edges of its
+//! small products; side by side, every pack is full
+//! ([`theta_kernels::lanes`]).
+//!
+//! Each lane's numbers never depend on the other lanes, and a group's sum
+//! is a fixed tree over its lanes ([`Pack::tree_sums`]): the same group
+//! gives the same bits on any thread. They are the per-task computation's
+//! numbers up to rounding, not its bits.
+
+use theta_core::{Model, Real, Split, Targets, Task};
+use theta_kernels::Pack;
+use theta_kernels::lanes::{self, Weights};
+
+use crate::error::MetaError;
+use crate::inner::InnerSgd;
+use crate::learner::TaskOutcome;
+
+/// One split of a group's tasks, lane-major: inputs and targets.
+#[derive(Clone)]
+struct LaneSplit<T: Real> {
+    rows: usize,
+    x: Vec<T::Pack>,
+    y: Vec<T::Pack>,
+}
+
+impl<T: Real> LaneSplit<T> {
+    fn new() -> Self {
+        LaneSplit { rows: 0, x: Vec::new(), y: Vec::new() }
+    }
+
+    /// Lays out split `which` of each task side by side.
+    fn load(&mut self, tasks: &[Task<T>], which: fn(&Task<T>) -> &Split<T>) {
+        let first = which(&tasks[0]);
+        self.rows = first.len();
+        let zero = T::Pack::splat(T::ZERO);
+        self.x.resize(first.x().as_slice().len(), zero);
+        lanes::gather::<T>(&mut self.x, tasks.len(), |t| which(&tasks[t]).x().as_slice());
+        if let Targets::Values(y) = first.y() {
+            self.y.resize(y.as_slice().len(), zero);
+        }
+        lanes::gather::<T>(&mut self.y, tasks.len(), |t| match which(&tasks[t]).y() {
+            Targets::Values(y) => y.as_slice(),
+            Targets::Labels(_) => unreachable!("checked by LaneGroup::load"),
+        });
+    }
+}
+
+/// Up to [`Pack::LANES`] tasks side by side, and the buffers of their lane
+/// passes: φ and a gradient for each task, lane-major. Reused from group to
+/// group; it allocates only when a larger model or task arrives.
+#[derive(Clone)]
+pub struct LaneGroup<T: Real> {
+    tasks: usize,
+    support: LaneSplit<T>,
+    query: LaneSplit<T>,
+    phi: Vec<T::Pack>,
+    grad: Vec<T::Pack>,
+    scratch: Vec<T::Pack>,
+}
+
+impl<T: Real> std::fmt::Debug for LaneGroup<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneGroup").field("tasks", &self.tasks).finish_non_exhaustive()
+    }
+}
+
+impl<T: Real> Default for LaneGroup<T> {
+    fn default() -> Self {
+        LaneGroup {
+            tasks: 0,
+            support: LaneSplit::new(),
+            query: LaneSplit::new(),
+            phi: Vec::new(),
+            grad: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// The lanes of a pack, as an array (a pack has at most 16).
+fn lane_values<T: Real>(p: T::Pack) -> [T; 16] {
+    let mut a = [T::ZERO; 16];
+    p.store(&mut a[..T::Pack::LANES]);
+    a
+}
+
+impl<T: Real> LaneGroup<T> {
+    /// An empty group.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many tasks a group holds with `model`: a pack's lanes when the
+    /// model has lane passes, else 1.
+    pub fn size(model: &dyn Model<T>) -> usize {
+        if model.lane_scratch_len(1).is_some() { T::Pack::LANES } else { 1 }
+    }
+
+    /// Lays out `tasks` (1 ..= [`Pack::LANES`]) side by side. False, and
+    /// nothing loaded, when they cannot run so: the model has no lane pass,
+    /// or the tasks' splits differ in shape or hold labels; the caller then
+    /// runs them one by one.
+    pub fn load(&mut self, model: &dyn Model<T>, tasks: &[Task<T>]) -> bool {
+        let Some(first) = tasks.first() else { return false };
+        let shape = |s: &Split<T>| {
+            let values = matches!(s.y(), Targets::Values(_));
+            (s.len(), s.x().cols(), s.y().len(), values)
+        };
+        let same = tasks.iter().all(|t| {
+            shape(&t.support) == shape(&first.support) && shape(&t.query) == shape(&first.query)
+        });
+        let values = shape(&first.support).3 && shape(&first.query).3;
+        let rows = first.support.len().max(first.query.len());
+        let Some(scratch) = model.lane_scratch_len(rows) else { return false };
+        if tasks.len() > T::Pack::LANES || !same || !values {
+            return false;
+        }
+        let zero = T::Pack::splat(T::ZERO);
+        let p = model.num_params();
+        self.tasks = tasks.len();
+        self.support.load(tasks, |t| &t.support);
+        self.query.load(tasks, |t| &t.query);
+        self.phi.resize(p, zero);
+        self.grad.resize(p, zero);
+        if self.scratch.len() < scratch {
+            self.scratch.resize(scratch, zero);
+        }
+        true
+    }
+
+    /// The tasks loaded.
+    pub fn tasks(&self) -> usize {
+        self.tasks
+    }
+
+    fn pass(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: Option<&[T]>,
+        query: bool,
+    ) -> Result<T::Pack, MetaError> {
+        let split = if query { &self.query } else { &self.support };
+        let at = match theta {
+            Some(theta) => Weights::Shared(theta),
+            None => Weights::Lanes(&self.phi),
+        };
+        let result = model.loss_grad_lanes(
+            at,
+            split.rows,
+            &split.x,
+            &split.y,
+            &mut self.grad,
+            &mut self.scratch,
+        );
+        Ok(result.expect("LaneGroup::load checked that the model has lane passes")?)
+    }
+
+    /// U^m in every lane: each task's φ_m from θ by `inner`'s m steps of
+    /// size α on its support loss, as [`InnerSgd::run`] (φ₁ = θ − α∇L_s(θ)
+    /// read from θ in place).
+    pub fn adapt(
+        &mut self,
+        model: &dyn Model<T>,
+        inner: &InnerSgd,
+        theta: &[T],
+    ) -> Result<(), MetaError> {
+        let step = T::Pack::splat(T::from_f64(-inner.alpha()));
+        if inner.steps() == 0 {
+            for (phi, &t) in self.phi.iter_mut().zip(theta) {
+                *phi = T::Pack::splat(t);
+            }
+        }
+        for k in 0..inner.steps() {
+            if k == 0 {
+                self.pass(model, Some(theta), false)?;
+                for ((phi, &g), &t) in self.phi.iter_mut().zip(&self.grad).zip(theta) {
+                    *phi = step.mul_add(g, T::Pack::splat(t));
+                }
+            } else {
+                self.pass(model, None, false)?;
+                for (phi, &g) in self.phi.iter_mut().zip(&self.grad) {
+                    *phi = step.mul_add(g, *phi);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each task's query loss and gradient at its φ, the gradient kept for
+    /// [`LaneGroup::sum_gradients`]; the losses into `outcomes`.
+    pub fn query_gradient(
+        &mut self,
+        model: &dyn Model<T>,
+        outcomes: &mut [TaskOutcome],
+    ) -> Result<(), MetaError> {
+        let losses = lane_values::<T>(self.pass(model, None, true)?);
+        for (o, l) in outcomes.iter_mut().zip(&losses[..self.tasks]) {
+            *o = TaskOutcome { loss: l.to_f64(), cg: None };
+        }
+        Ok(())
+    }
+
+    /// The sum over the group's tasks of their last gradients, into `sum`.
+    pub fn sum_gradients(&self, sum: &mut [T]) {
+        T::Pack::tree_sums(&self.grad, self.tasks, sum);
+    }
+
+    /// The sum over the group's tasks of `θ − φ` (Reptile's direction), into
+    /// `sum`. Overwrites the gradients.
+    pub fn sum_theta_minus_phi(&mut self, theta: &[T], sum: &mut [T]) {
+        for ((d, &phi), &t) in self.grad.iter_mut().zip(&self.phi).zip(theta) {
+            *d = T::Pack::splat(t) - phi;
+        }
+        T::Pack::tree_sums(&self.grad, self.tasks, sum);
+    }
+}
