@@ -220,5 +220,12 @@ pub(crate) fn lane_passes(c: &mut Criterion) {
             model.loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch).unwrap().unwrap()
         })
     });
+    // θ shared by the 16 tasks (an inner loop's first step): broadcast from one copy.
+    group.bench_function(BenchmarkId::new("loss_grad_shared", lanes), |b| {
+        b.iter(|| {
+            let theta = Weights::Shared(black_box(&thetas[0]));
+            model.loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch).unwrap().unwrap()
+        })
+    });
     group.finish();
 }

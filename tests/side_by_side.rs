@@ -1,5 +1,5 @@
 //! Learners that run a group of tasks side by side, one per SIMD lane
-//! (`theta_meta::LaneGroup`): their group sums are the per-task gradients'
+//! (`theta_meta::LaneGroup`: first-order MAML, Reptile): their group sums are the per-task gradients'
 //! sums up to rounding, on other networks and step counts than the
 //! sinusoid's; a group that cannot run so runs one by one; a failing lane is
 //! named by its task's own error; and training is the same bits on every
@@ -12,6 +12,7 @@ use theta_kernels::Pack;
 use theta_meta::{MetaError, MetaLearner, TaskOutcome, TrainState, Trainer, sum_one_by_one};
 use theta_models::{Init, Mlp, MlpSpec};
 use theta_optim::{Adam, Optimizer};
+use theta_reptile::{Reptile, ReptileConfig};
 use theta_tasks::{LinearRegression, Sinusoid};
 use theta_tests::rel_err;
 
@@ -46,11 +47,19 @@ fn groups_are_the_per_task_sums<T: Real>(tolerance: f64) {
         let model: &dyn Model<T> = mlp;
         let p = model.num_params();
         let theta: Vec<T> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(3));
-        for steps in [1, 3] {
-            let config = FomamlConfig { inner_lr: 0.05, inner_steps: steps };
-            let mut side_by_side = Fomaml::<T>::new(config).unwrap();
+        for (steps, reptile) in [(1, false), (3, false), (2, true), (5, true)] {
+            let make = || -> Box<dyn MetaLearner<T>> {
+                if reptile {
+                    let config =
+                        ReptileConfig { inner_lr: 0.05, inner_steps: steps, ..Default::default() };
+                    Box::new(Reptile::<T>::new(config).unwrap())
+                } else {
+                    let config = FomamlConfig { inner_lr: 0.05, inner_steps: steps };
+                    Box::new(Fomaml::<T>::new(config).unwrap())
+                }
+            };
+            let (mut side_by_side, mut one_by_one) = (make(), make());
             assert_eq!(side_by_side.group_size(model), lanes);
-            let mut one_by_one = Fomaml::<T>::new(config).unwrap();
             for n in [1, 2, lanes - 1, lanes] {
                 let tasks = batch(dist.as_ref(), n, 10 + n as u64);
                 let (mut sum, mut outcomes) = (vec![T::ZERO; p], vec![TaskOutcome::default(); n]);
@@ -65,13 +74,18 @@ fn groups_are_the_per_task_sums<T: Real>(tolerance: f64) {
                         *w += v;
                     }
                     let loss_error = (o.loss - expected.loss).abs() / expected.loss.abs();
-                    assert!(loss_error < tolerance, "case {case}, m = {steps}, {n} tasks: loss");
+                    let name = one_by_one.name();
+                    assert!(
+                        loss_error < tolerance,
+                        "{name}, case {case}, m = {steps}, {n} tasks: loss"
+                    );
                 }
                 let to_f64 = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<_>>();
                 let error = rel_err(&to_f64(&sum), &to_f64(&want));
                 assert!(
                     error < tolerance,
-                    "case {case}, m = {steps}, {n} tasks ({}): relative error {error:e}",
+                    "{}, case {case}, m = {steps}, {n} tasks ({}): relative error {error:e}",
+                    one_by_one.name(),
                     T::NAME
                 );
             }
@@ -80,12 +94,12 @@ fn groups_are_the_per_task_sums<T: Real>(tolerance: f64) {
 }
 
 #[test]
-fn first_order_maml_groups_are_the_per_task_sums_f32() {
+fn groups_are_the_per_task_sums_f32() {
     groups_are_the_per_task_sums::<f32>(2e-5);
 }
 
 #[test]
-fn first_order_maml_groups_are_the_per_task_sums_f64() {
+fn groups_are_the_per_task_sums_f64() {
     groups_are_the_per_task_sums::<f64>(1e-12);
 }
 

@@ -19,11 +19,13 @@
 //!
 //! Measured (2026-12-06, Xeon with AVX-512, `cargo bench -p theta-benches
 //! -- lanes_1-40`): the sinusoid network's pass over 16 tasks of 10 rows,
-//! each with its own parameters, 16.7–17.0 µs, 1.05 µs a task against the
-//! per-task pass's 1.55 (1.46×). A throw-away probe with every size a
-//! constant and the sweeps fused into its loops took 11.1–11.9 µs: the
-//! products of `xᵀ δ` (5.0 µs here, 3.3 there) and the one-wide layers
-//! are where the difference is.
+//! each with its own parameters, 15.1–15.3 µs, 0.95 µs a task against the
+//! per-task pass's 1.55 (1.63×); with θ shared, 13.9 µs. A throw-away
+//! probe with every size a constant and the sweeps fused into its loops
+//! took 11.1–11.9 µs: the product `xᵀ δ` (4.3–4.6 µs here, 3.3 there: the
+//! bookkeeping of its 80 blocks of ten terms), the one-wide layers and the
+//! finiteness scan of each task's parameters (about 0.8 µs: 113 KB from
+//! L2) are where the difference is.
 
 use theta_core::{Error, Result, check_len};
 use theta_kernels::lanes::{self, Store, Weights};

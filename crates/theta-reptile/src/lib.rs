@@ -25,7 +25,9 @@
 
 use theta_core::vector::axpy;
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
-use theta_meta::{InnerSgd, MetaError, MetaLearner, TaskOutcome, at_least_one};
+use theta_meta::{
+    InnerSgd, LaneGroup, MetaError, MetaLearner, TaskOutcome, at_least_one, sum_one_by_one,
+};
 use theta_optim::{Adam, AdamState, Optimizer};
 
 /// The optimizer of Reptile's inner loop.
@@ -70,11 +72,13 @@ enum Inner<T> {
 
 /// Reptile.
 #[derive(Clone, Debug)]
-pub struct Reptile<T> {
+pub struct Reptile<T: Real> {
     inner: Inner<T>,
     phi: Vec<T>,
     work: Vec<T>,
+    group_work: Vec<T>,
     scratch: Scratch<T>,
+    lanes: LaneGroup<T>,
 }
 
 impl<T: Real> Reptile<T> {
@@ -89,7 +93,14 @@ impl<T: Real> Reptile<T> {
                 state: AdamState { m: Vec::new(), v: Vec::new(), t: 0 },
             },
         };
-        Ok(Reptile { inner, phi: Vec::new(), work: Vec::new(), scratch: Scratch::new() })
+        Ok(Reptile {
+            inner,
+            phi: Vec::new(),
+            work: Vec::new(),
+            group_work: Vec::new(),
+            scratch: Scratch::new(),
+            lanes: LaneGroup::new(),
+        })
     }
 
     fn size(&mut self, p: usize) {
@@ -149,7 +160,7 @@ impl<T: Real> MetaLearner<T> for Reptile<T> {
         g: &mut [T],
     ) -> Result<TaskOutcome, MetaError> {
         self.size(model.num_params());
-        let Reptile { inner, phi, work, scratch } = self;
+        let Reptile { inner, phi, work, scratch, .. } = self;
         adapt_into(inner, model, theta, &task.support, phi, work, scratch)?;
         g.copy_from_slice(theta);
         axpy(-T::ONE, phi, g);
@@ -160,6 +171,45 @@ impl<T: Real> MetaLearner<T> for Reptile<T> {
 
     fn boxed_clone(&self) -> Box<dyn MetaLearner<T>> {
         Box::new(self.clone())
+    }
+
+    /// Side by side with SGD inner steps on a model with lane passes.
+    fn group_size(&self, model: &dyn Model<T>) -> usize {
+        match self.inner {
+            Inner::Sgd(_) => LaneGroup::<T>::size(model),
+            Inner::Adam { .. } => 1,
+        }
+    }
+
+    /// Side by side when the group loads ([`LaneGroup::load`]): U^k in
+    /// every lane, the query losses at φ, and the tree sum of `θ − φ`. A
+    /// group that cannot run so, or whose lane pass fails, runs one by one
+    /// (which names the task that failed).
+    fn group_gradient(
+        &mut self,
+        model: &dyn Model<T>,
+        theta: &[T],
+        tasks: &[Task<T>],
+        sum: &mut [T],
+        outcomes: &mut [TaskOutcome],
+    ) -> Result<(), MetaError> {
+        if let Inner::Sgd(sgd) = &self.inner
+            && self.lanes.load(model, tasks)
+        {
+            let lanes = &mut self.lanes;
+            // The query pass's gradient is not needed, only its losses.
+            let side_by_side =
+                lanes.adapt(model, sgd, theta).and_then(|()| lanes.query_gradient(model, outcomes));
+            if side_by_side.is_ok() {
+                lanes.sum_theta_minus_phi(theta, sum);
+                return Ok(());
+            }
+        }
+        let mut work = std::mem::take(&mut self.group_work);
+        work.resize(model.num_params(), T::ZERO);
+        let result = sum_one_by_one(self, model, theta, tasks, sum, outcomes, &mut work);
+        self.group_work = work;
+        result
     }
 
     /// U(θ): the k inner steps.
