@@ -44,6 +44,14 @@
 //! from 750 to 540 ns, `δz Wᵀ ⊙ σ'` of a one-unit layer from 1,030 to 690,
 //! `xᵀ δ` at 40 × 40 from 4.96 to 4.31 µs, and the sinusoid network's lane
 //! pass from 17.1 to 15.2 µs (2026-12-06).
+//!
+//! That makes each product dozens of copies of the block loops (a block
+//! shape × a store × a kind of load), so they are compiled once, for `f32`
+//! and `f64` in this crate ([`LaneProducts`]), and a block's last columns
+//! go one at a time (shapes R × 4 and R × 1 only): built in every test
+//! binary that trained a model, they had taken CI's build from 20 to 50
+//! minutes; this crate alone now builds in under two minutes at the test
+//! profile, and the meta-steps per second are the same within noise.
 
 use crate::activation::{Activation, ActivationKernel, dispatch};
 use crate::real::{Pack, Real};
@@ -85,15 +93,6 @@ pub enum Store<'a, T: Real> {
         bias: Weights<'a, T>,
         /// Whether σ is ReLU (else the identity).
         relu: bool,
-    },
-    /// Stores `sum ⊙ σ'`, σ' taken from the activation's outputs `h` (the
-    /// output's shape): a backward pass's `δz Wᵀ` carried through the
-    /// activation of the layer below, one sweep fewer.
-    Derivative {
-        /// σ of the layer below.
-        act: Activation,
-        /// Its outputs, laid out as the product's.
-        h: &'a [T::Pack],
     },
 }
 
@@ -212,24 +211,41 @@ impl<T: Real, K: ActivationKernel> Epilogue<T> for Derivative<'_, T, K> {
     }
 }
 
+/// Runs `by_access` with `Replace` or `Accumulate`: the only stores of
+/// `δ Wᵀ`, so that it is not also compiled for the forward product's other
+/// stores (each one a copy of every block shape).
+fn by_plain_store<T: Real, const AT: bool, const BT: bool>(
+    accumulate: bool,
+    out: &mut [T::Pack],
+    terms: &[(&[T::Pack], Weights<'_, T>)],
+    ld: (usize, usize),
+    shape: (usize, usize, usize),
+) {
+    if accumulate {
+        by_access::<T, _, AT, BT>(Accumulate, out, terms, ld, shape)
+    } else {
+        by_access::<T, _, AT, BT>(Replace, out, terms, ld, shape)
+    }
+}
+
 /// Runs `by_access` with `store` as its [`Epilogue`] type.
-fn by_store<T: Real, const AT: bool, const BT: bool, const N: usize>(
+fn by_store<T: Real, const AT: bool, const BT: bool>(
     store: Store<'_, T>,
     out: &mut [T::Pack],
-    terms: &[(&[T::Pack], Weights<'_, T>); N],
+    terms: &[(&[T::Pack], Weights<'_, T>)],
     ld: (usize, usize),
     shape: (usize, usize, usize),
 ) {
     match store {
-        Store::Replace => by_access::<T, _, AT, BT, N>(Replace, out, terms, ld, shape),
-        Store::Accumulate => by_access::<T, _, AT, BT, N>(Accumulate, out, terms, ld, shape),
+        Store::Replace => by_access::<T, _, AT, BT>(Replace, out, terms, ld, shape),
+        Store::Accumulate => by_access::<T, _, AT, BT>(Accumulate, out, terms, ld, shape),
         Store::Bias { bias, relu } => {
             macro_rules! bias {
                 ($b:expr) => {
                     if relu {
-                        by_access::<T, _, AT, BT, N>(Bias::<_, true>($b), out, terms, ld, shape)
+                        by_access::<T, _, AT, BT>(Bias::<_, true>($b), out, terms, ld, shape)
                     } else {
-                        by_access::<T, _, AT, BT, N>(Bias::<_, false>($b), out, terms, ld, shape)
+                        by_access::<T, _, AT, BT>(Bias::<_, false>($b), out, terms, ld, shape)
                     }
                 };
             }
@@ -238,21 +254,14 @@ fn by_store<T: Real, const AT: bool, const BT: bool, const N: usize>(
                 Weights::Lanes(b) => bias!(Packs::<T>(b)),
             }
         }
-        Store::Derivative { act, h } => dispatch!(act, K => by_access::<T, _, AT, BT, N>(
-            Derivative::<T, K>(h, std::marker::PhantomData),
-            out,
-            terms,
-            ld,
-            shape,
-        )),
     }
 }
 
 /// Runs `blocked` on `terms` with each right-hand factor's [`Access`].
-fn by_access<T: Real, E: Epilogue<T>, const AT: bool, const BT: bool, const N: usize>(
+fn by_access<T: Real, E: Epilogue<T>, const AT: bool, const BT: bool>(
     store: E,
     out: &mut [T::Pack],
-    terms: &[(&[T::Pack], Weights<'_, T>); N],
+    terms: &[(&[T::Pack], Weights<'_, T>)],
     ld: (usize, usize),
     (m, k, n): (usize, usize, usize),
 ) {
@@ -270,7 +279,7 @@ fn by_access<T: Real, E: Epilogue<T>, const AT: bool, const BT: bool, const N: u
         };
     }
     let none = None::<(&[T::Pack], Packs<'_, T>)>;
-    match terms.as_slice() {
+    match terms {
         [(a, Weights::Shared(b))] => go!((*a, Broadcast(b)), none),
         [(a, Weights::Lanes(b))] => go!((*a, Packs::<T>(b)), none),
         [(a1, Weights::Shared(b1)), (a2, Weights::Shared(b2))] => {
@@ -287,6 +296,23 @@ fn by_access<T: Real, E: Epilogue<T>, const AT: bool, const BT: bool, const N: u
         }
         _ => unreachable!("lane products sum one or two factor pairs"),
     }
+}
+
+/// Runs `blocked` on `terms` whose right-hand factors are all each task's
+/// own (`xᵀ δ`): one kind of load, so that no other is compiled.
+fn lane_pairs<T: Real, E: Epilogue<T>, const AT: bool, const BT: bool>(
+    store: E,
+    out: &mut [T::Pack],
+    terms: &[LanePair<'_, T>],
+    ld: (usize, usize),
+    (m, k, n): (usize, usize, usize),
+) {
+    let pairs = match terms {
+        [(a, b)] => Pairs { first: (*a, Packs::<T>(b)), second: None },
+        [(a1, b1), (a2, b2)] => Pairs { first: (*a1, Packs(b1)), second: Some((*a2, Packs(b2))) },
+        _ => unreachable!("lane products sum one or two factor pairs"),
+    };
+    blocked::<T, E, _, _, AT, BT>(store, out, pairs, ld, m, k, n)
 }
 
 /// `out (m × n)` from the sums over `k` terms of each factor pair of
@@ -321,7 +347,9 @@ fn blocked<
         let rows = (m - i0).div_ceil(blocks - block_index);
         let mut j0 = 0;
         while j0 < n {
-            let cols = (n - j0).min(cols_max);
+            // The last columns one at a time: fewer block shapes to compile
+            // (each is a copy of the loops) for a few more loads of A.
+            let cols = if n - j0 >= cols_max { cols_max } else { 1 };
             macro_rules! run {
                 ($($r:literal),*; $($c:literal),*) => {
                     run!(@rows [$($r),*] [$($c),*])
@@ -337,12 +365,12 @@ fn blocked<
                         $($c => block::<T, E, B1, B2, AT, BT, $r, $c>(
                             store, out, pairs, ld, (i0, j0), k, n,
                         ),)*
-                        _ => unreachable!("column blocks hold 1..=COLS columns"),
+                        _ => unreachable!("column blocks hold 1 or COLS columns"),
                     }
                 };
             }
             #[cfg(target_feature = "avx512f")]
-            run!(1, 2, 3, 4, 5; 1, 2, 3, 4);
+            run!(1, 2, 3, 4, 5; 1, 4);
             #[cfg(not(target_feature = "avx512f"))]
             run!(1, 2; 1, 2);
             j0 += cols;
@@ -515,7 +543,7 @@ pub fn gemm_sum<T: Real, const N: usize>(
     for (a, b) in &terms {
         check::<T>(out, m * n, a, m * k, b, k * n);
     }
-    by_store::<T, false, false, N>(store, out, &terms, (k, n), (m, k, n));
+    T::lane_gemm(store, out, &terms, (m, k, n));
 }
 
 /// `out (k × n) ← [out +] aᵀ · b` in every lane, for `a` of `m × k` and `b`
@@ -548,11 +576,10 @@ pub fn gemm_tn_sum<T: Real, const N: usize>(
     k: usize,
     n: usize,
 ) {
-    let terms = terms.map(|(a, b)| {
+    for (a, b) in terms {
         check::<T>(out, k * n, a, m * k, &Weights::Lanes(b), m * n);
-        (a, Weights::Lanes(b))
-    });
-    by_store::<T, true, false, N>(store_of(accumulate), out, &terms, (k, n), (k, m, n));
+    }
+    T::lane_gemm_tn(accumulate, out, &terms, (m, k, n));
 }
 
 /// `out (m × k) ← [out +] a · bᵀ` in every lane, for `a` of `m × n` and `b`
@@ -585,7 +612,8 @@ pub fn gemm_nt_sum<T: Real, const N: usize>(
     n: usize,
     k: usize,
 ) {
-    nt_products(store_of(accumulate), out, &terms, m, n, k);
+    check_nt(out, &terms, m, n, k);
+    T::lane_gemm_nt(accumulate, out, &terms, (m, n, k));
 }
 
 /// `out (m × k) ← (a · bᵀ) ⊙ σ'` in every lane, σ' taken from `h` (the
@@ -606,15 +634,16 @@ pub fn gemm_nt_times_derivative<T: Real>(
     k: usize,
 ) {
     assert!(h.len() >= m * k, "lane product: the outputs h hold {} packs, need {}", h.len(), m * k);
-    nt_products(Store::Derivative { act, h }, out, &[(a, b)], m, n, k);
+    let terms = [(a, b)];
+    check_nt(out, &terms, m, n, k);
+    T::lane_gemm_nt_times_derivative(act, h, out, &terms, (m, n, k));
 }
 
-/// The `δ Wᵀ` products behind [`gemm_nt_sum`] and
-/// [`gemm_nt_times_derivative`]: the shapes checked, then the sums.
-fn nt_products<T: Real, const N: usize>(
-    store: Store<'_, T>,
-    out: &mut [T::Pack],
-    terms: &[(&[T::Pack], Weights<'_, T>); N],
+/// The shapes of the `δ Wᵀ` products behind [`gemm_nt_sum`] and
+/// [`gemm_nt_times_derivative`].
+fn check_nt<T: Real>(
+    out: &[T::Pack],
+    terms: &[(&[T::Pack], Weights<'_, T>)],
     m: usize,
     n: usize,
     k: usize,
@@ -622,12 +651,103 @@ fn nt_products<T: Real, const N: usize>(
     for (a, b) in terms {
         check::<T>(out, m * k, a, m * n, b, k * n);
     }
-    by_store::<T, false, true, N>(store, out, terms, (n, n), (m, n, k));
 }
 
-fn store_of<'a, T: Real>(accumulate: bool) -> Store<'a, T> {
-    if accumulate { Store::Accumulate } else { Store::Replace }
+/// The bodies of the lane products for one scalar type, after their public
+/// wrappers ([`gemm`], [`gemm_tn`], [`gemm_nt`] and their siblings) have
+/// checked the shapes; `terms` holds one or two factor pairs. Implemented
+/// for `f32` and `f64` here, so that the products are compiled once, in
+/// this crate: generic code is compiled in every crate that uses it, and
+/// each product is some hundred register-block shapes (every test binary
+/// compiling its own copy made CI's build two and a half times longer).
+pub trait LaneProducts {
+    /// [`gemm_sum`]'s sums and store, for its `(m, k, n)`.
+    fn lane_gemm(
+        store: Store<'_, Self>,
+        out: &mut [<Self as Real>::Pack],
+        terms: &[(&[<Self as Real>::Pack], Weights<'_, Self>)],
+        shape: (usize, usize, usize),
+    ) where
+        Self: Real;
+    /// [`gemm_tn_sum`]'s, for its `(m, k, n)`.
+    fn lane_gemm_tn(
+        accumulate: bool,
+        out: &mut [<Self as Real>::Pack],
+        terms: &[LanePair<'_, Self>],
+        shape: (usize, usize, usize),
+    ) where
+        Self: Real;
+    /// [`gemm_nt_sum`]'s, for its `(m, n, k)`.
+    fn lane_gemm_nt(
+        accumulate: bool,
+        out: &mut [<Self as Real>::Pack],
+        terms: &[(&[<Self as Real>::Pack], Weights<'_, Self>)],
+        shape: (usize, usize, usize),
+    ) where
+        Self: Real;
+    /// [`gemm_nt_times_derivative`]'s, for its `(m, n, k)`.
+    fn lane_gemm_nt_times_derivative(
+        act: Activation,
+        h: &[<Self as Real>::Pack],
+        out: &mut [<Self as Real>::Pack],
+        terms: &[(&[<Self as Real>::Pack], Weights<'_, Self>)],
+        shape: (usize, usize, usize),
+    ) where
+        Self: Real;
 }
+
+macro_rules! impl_lane_products {
+    ($($t:ty),*) => {$(
+        impl LaneProducts for $t {
+            fn lane_gemm(
+                store: Store<'_, $t>,
+                out: &mut [<$t as Real>::Pack],
+                terms: &[(&[<$t as Real>::Pack], Weights<'_, $t>)],
+                (m, k, n): (usize, usize, usize),
+            ) {
+                by_store::<$t, false, false>(store, out, terms, (k, n), (m, k, n));
+            }
+            fn lane_gemm_tn(
+                accumulate: bool,
+                out: &mut [<$t as Real>::Pack],
+                terms: &[LanePair<'_, $t>],
+                (m, k, n): (usize, usize, usize),
+            ) {
+                let (ld, shape) = ((k, n), (k, m, n));
+                if accumulate {
+                    lane_pairs::<$t, _, true, false>(Accumulate, out, terms, ld, shape)
+                } else {
+                    lane_pairs::<$t, _, true, false>(Replace, out, terms, ld, shape)
+                }
+            }
+            fn lane_gemm_nt(
+                accumulate: bool,
+                out: &mut [<$t as Real>::Pack],
+                terms: &[(&[<$t as Real>::Pack], Weights<'_, $t>)],
+                (m, n, k): (usize, usize, usize),
+            ) {
+                by_plain_store::<$t, false, true>(accumulate, out, terms, (n, n), (m, n, k));
+            }
+            fn lane_gemm_nt_times_derivative(
+                act: Activation,
+                h: &[<$t as Real>::Pack],
+                out: &mut [<$t as Real>::Pack],
+                terms: &[(&[<$t as Real>::Pack], Weights<'_, $t>)],
+                (m, n, k): (usize, usize, usize),
+            ) {
+                dispatch!(act, K => by_access::<$t, _, false, true>(
+                    Derivative::<$t, K>(h, std::marker::PhantomData),
+                    out,
+                    terms,
+                    (n, n),
+                    (m, n, k),
+                ))
+            }
+        }
+    )*};
+}
+
+impl_lane_products!(f32, f64);
 
 /// `z ← σ(z + b)` in every lane, `z` lane-major with `cols` columns per row
 /// and the bias indexed by column: the forward sweep of a layer whose σ the

@@ -37,6 +37,7 @@ pub trait Real:
     + SubAssign
     + MulAssign
     + DivAssign
+    + crate::lanes::LaneProducts
     + 'static
 {
     /// The 512-bit SIMD pack of this scalar.

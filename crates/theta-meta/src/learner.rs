@@ -151,12 +151,30 @@ pub fn mean_of_task_gradients<T: Real, L: MetaLearner<T> + ?Sized>(
 ) -> Result<StepStats, MetaError> {
     let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
     let mut sum = vec![T::ZERO; grad.len()];
+    mean_by_groups(learner, model, theta, tasks, &mut sum, &mut outcomes, grad, task_losses)
+}
+
+/// [`mean_of_task_gradients`] in the caller's buffers: `sum` (P values)
+/// for each group's sum, `outcomes` one per task. Allocates nothing; each
+/// group's sum is added as soon as it is made, while it is in cache.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mean_by_groups<T: Real, L: MetaLearner<T> + ?Sized>(
+    learner: &mut L,
+    model: &dyn Model<T>,
+    theta: &[T],
+    tasks: &[Task<T>],
+    sum: &mut [T],
+    outcomes: &mut [TaskOutcome],
+    grad: &mut [T],
+    task_losses: &mut [f64],
+) -> Result<StepStats, MetaError> {
     theta_core::check_len("per-task loss buffer", tasks.len(), task_losses.len())?;
+    theta_core::check_len("per-task outcomes", tasks.len(), outcomes.len())?;
     let mut mean = BatchMean::new(grad, task_losses)?;
     let size = learner.group_size(model).max(1);
     for (group, o) in tasks.chunks(size).zip(outcomes.chunks_mut(size)) {
-        learner.group_gradient(model, theta, group, &mut sum, o)?;
-        mean.add_group(&sum, o);
+        learner.group_gradient(model, theta, group, sum, o)?;
+        mean.add_group(sum, o);
     }
     mean.finish()
 }
@@ -183,29 +201,10 @@ pub fn sum_one_by_one<T: Real, L: MetaLearner<T> + ?Sized>(
     Ok(())
 }
 
-/// The mean of per-task gradients (`task_grads`, n × P, task by task) into
-/// `grad`, adding them in task order, so that the bits do not depend on which
-/// thread computed which task. Checks that the meta-loss and the gradient
-/// are finite.
-pub fn reduce_in_order<T: Real>(
-    task_grads: &[T],
-    outcomes: &[TaskOutcome],
-    grad: &mut [T],
-    task_losses: &mut [f64],
-) -> Result<StepStats, MetaError> {
-    if outcomes.is_empty() {
-        return Err(MetaError::EmptyBatch);
-    }
-    theta_core::check_len("per-task loss buffer", outcomes.len(), task_losses.len())?;
-    theta_core::check_len("per-task gradients", outcomes.len() * grad.len(), task_grads.len())?;
-    let mut mean = BatchMean::new(grad, task_losses)?;
-    mean.add(task_grads, outcomes);
-    mean.finish()
-}
-
-/// [`reduce_in_order`] fed block by block: the same additions in the same
-/// order, for per-task gradients that live in several buffers (one per
-/// worker thread). Allocates nothing.
+/// The batch mean of per-task gradients, fed task by task or group by
+/// group ([`BatchMean::add_group`]) in task order, so that the bits do not
+/// depend on which thread computed which task; [`BatchMean::finish`]
+/// checks that the meta-loss and the gradient are finite. Allocates nothing.
 pub struct BatchMean<'a, T> {
     grad: &'a mut [T],
     task_losses: &'a mut [f64],

@@ -6,8 +6,8 @@
 //! * [`InnerSgd`]: the inner loop U^m (φ ← φ − α∇L_s(φ)), written once.
 //! * [`LaneGroup`]: a group of tasks side by side, one per SIMD lane, for
 //!   learners whose tasks run through the model's lane passes.
-//! * [`reduce_in_order`] and [`BatchMean`]: the batch mean of per-task
-//!   gradients, in task order whatever thread computed them.
+//! * [`BatchMean`]: the batch mean of per-task gradients (or groups'
+//!   sums), in task order whatever thread computed them.
 //! * [`Trainer`] and [`TrainState`]: the training loop, with [`Observer`]s
 //!   plugged in from outside and the state kept apart from the algorithm.
 //! * [`Evaluation`]: the protocol of cbfinn/maml (600 test tasks from a
@@ -26,7 +26,6 @@ pub use eval::{Adaptation, EvalPoint, Evaluation, Stat};
 pub use inner::InnerSgd;
 pub use lanes::LaneGroup;
 pub use learner::{
-    BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, mean_of_task_gradients,
-    reduce_in_order, sum_one_by_one,
+    BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, mean_of_task_gradients, sum_one_by_one,
 };
 pub use train::{Observer, StepReport, TrainState, Trainer};

@@ -13,7 +13,9 @@ use theta_core::{Model, Real, Rng, Task, TaskDistribution};
 use theta_optim::Optimizer;
 
 use crate::error::{MetaError, at_least_one};
-use crate::learner::{BatchMean, MetaLearner, StepStats, TaskOutcome, add_gradient};
+use crate::learner::{
+    BatchMean, MetaLearner, StepStats, TaskOutcome, add_gradient, mean_by_groups,
+};
 
 /// Everything that changes during training, and nothing else: θ, the outer
 /// optimizer's state, the task generator and the number of meta-steps taken.
@@ -318,15 +320,18 @@ impl<'a, T: Real> Trainer<'a, T> {
         let count = groups.count();
         let threads = self.threads.min(count);
         if threads <= 1 {
-            let mut mean = BatchMean::new(&mut self.grad, &mut self.task_losses)?;
-            let sum = &mut self.task_grads[..p];
-            for g in 0..count {
-                let (tasks, outcomes) =
-                    (&self.tasks[groups.range(g)], &mut self.outcomes[groups.range(g)]);
-                learner.group_gradient(self.model, theta, tasks, sum, outcomes)?;
-                mean.add_group(sum, outcomes);
-            }
-            return mean.finish();
+            let (sum, outcomes) = (&mut self.task_grads[..p], &mut self.outcomes);
+            let (grad, task_losses) = (&mut self.grad, &mut self.task_losses);
+            return mean_by_groups(
+                learner,
+                self.model,
+                theta,
+                &self.tasks,
+                sum,
+                outcomes,
+                grad,
+                task_losses,
+            );
         }
         while self.workers.len() < threads - 1 {
             self.workers.push(learner.boxed_clone());
