@@ -184,7 +184,8 @@ pub(crate) fn products(c: &mut Criterion) {
 /// The sinusoid network's loss and gradient for 16 tasks of 10 rows at
 /// once, one task per lane (`Model::loss_grad_lanes`), each task with its own
 /// parameters (as an adapted φ): the throughput counts 16 per-task passes,
-/// so its GFLOP/s compare with `mlp_1-40-40-1_rows10/loss_grad/fused`.
+/// so its GFLOP/s compare with `mlp_1-40-40-1_rows10/loss_grad/fused`; and
+/// the R-pass (`Model::hvp_lanes`), each task with its own direction.
 pub(crate) fn lane_passes(c: &mut Criterion) {
     use theta_kernels::Pack;
     use theta_kernels::lanes::Weights;
@@ -225,6 +226,23 @@ pub(crate) fn lane_passes(c: &mut Criterion) {
         b.iter(|| {
             let theta = Weights::Shared(black_box(&thetas[0]));
             model.loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch).unwrap().unwrap()
+        })
+    });
+    // The R-pass, each task with its own direction (MAML's reverse pass).
+    let v = draw(theta.len());
+    let mut hv = vec![P::splat(0.0); theta.len()];
+    let hvp_flops = model.flops(Pass::HessianVector, rows) * lanes;
+    group.throughput(Throughput::Elements(hvp_flops as u64));
+    group.bench_function(BenchmarkId::new("hvp", lanes), |b| {
+        b.iter(|| {
+            let theta = Weights::Lanes(black_box(&theta));
+            model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut scratch).unwrap().unwrap()
+        })
+    });
+    group.bench_function(BenchmarkId::new("hvp_shared", lanes), |b| {
+        b.iter(|| {
+            let theta = Weights::Shared(black_box(&thetas[0]));
+            model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut scratch).unwrap().unwrap()
         })
     });
     group.finish();

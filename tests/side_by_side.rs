@@ -1,6 +1,6 @@
 //! Learners that run a group of tasks side by side, one per SIMD lane
-//! (`theta_meta::LaneGroup`: first-order MAML, Reptile): their group sums are the per-task gradients'
-//! sums up to rounding, on other networks and step counts than the
+//! (`theta_meta::LaneGroup`: MAML, first-order MAML, Reptile): their group
+//! sums are the per-task gradients' sums up to rounding, on other networks and step counts than the
 //! sinusoid's; a group that cannot run so runs one by one; a failing lane is
 //! named by its task's own error; and training is the same bits on every
 //! thread count when a batch is several groups.
@@ -9,6 +9,7 @@ use theta_core::random::rng_from_seed;
 use theta_core::{Activation, Loss, Model, Real, Task, TaskDistribution};
 use theta_fomaml::{Fomaml, FomamlConfig};
 use theta_kernels::Pack;
+use theta_maml::{Maml, MamlConfig};
 use theta_meta::{MetaError, MetaLearner, TaskOutcome, TrainState, Trainer, sum_one_by_one};
 use theta_models::{Init, Mlp, MlpSpec};
 use theta_optim::{Adam, Optimizer};
@@ -47,15 +48,27 @@ fn groups_are_the_per_task_sums<T: Real>(tolerance: f64) {
         let model: &dyn Model<T> = mlp;
         let p = model.num_params();
         let theta: Vec<T> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(3));
-        for (steps, reptile) in [(1, false), (3, false), (2, true), (5, true)] {
+        for (steps, learner) in
+            [(1, "fomaml"), (3, "fomaml"), (2, "reptile"), (5, "reptile"), (1, "maml"), (3, "maml")]
+        {
             let make = || -> Box<dyn MetaLearner<T>> {
-                if reptile {
-                    let config =
-                        ReptileConfig { inner_lr: 0.05, inner_steps: steps, ..Default::default() };
-                    Box::new(Reptile::<T>::new(config).unwrap())
-                } else {
-                    let config = FomamlConfig { inner_lr: 0.05, inner_steps: steps };
-                    Box::new(Fomaml::<T>::new(config).unwrap())
+                match learner {
+                    "reptile" => {
+                        let config = ReptileConfig {
+                            inner_lr: 0.05,
+                            inner_steps: steps,
+                            ..Default::default()
+                        };
+                        Box::new(Reptile::<T>::new(config).unwrap())
+                    }
+                    "maml" => {
+                        let config = MamlConfig { inner_lr: 0.05, inner_steps: steps };
+                        Box::new(Maml::<T>::new(config).unwrap())
+                    }
+                    _ => {
+                        let config = FomamlConfig { inner_lr: 0.05, inner_steps: steps };
+                        Box::new(Fomaml::<T>::new(config).unwrap())
+                    }
                 }
             };
             let (mut side_by_side, mut one_by_one) = (make(), make());

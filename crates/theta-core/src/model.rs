@@ -188,9 +188,10 @@ pub trait Model<T: Real>: Send + Sync {
         None
     }
 
-    /// Packs of scratch that [`Model::loss_grad_lanes`] needs for tasks of
-    /// `rows` points; `None` (the default) when this model has no lane pass
-    /// for its loss, and its tasks run one by one.
+    /// Packs of scratch that the lane passes ([`Model::loss_grad_lanes`],
+    /// [`Model::hvp_lanes`]) need for tasks of `rows` points; `None` (the
+    /// default) when this model has no lane pass for its loss, and its tasks
+    /// run one by one.
     fn lane_scratch_len(&self, rows: usize) -> Option<usize> {
         let _ = rows;
         None
@@ -220,6 +221,32 @@ pub trait Model<T: Real>: Send + Sync {
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
         let _ = (theta, rows, x, y, grad, scratch);
+        None
+    }
+
+    /// The Hessian-vector product `H(θ) v` of the loss for as many tasks as
+    /// a pack has lanes, laid out as [`Model::loss_grad_lanes`]'s, each task
+    /// with its own direction `v` (P packs, lane-major), the products into
+    /// `hv` (P packs); returns each task's loss in its lane. Each lane's
+    /// numbers are those of [`Model::loss_grad_hvp`] on its task up to
+    /// rounding, and never depend on the other lanes. `scratch` holds at
+    /// least [`Model::lane_scratch_len`] packs.
+    ///
+    /// `None` (the default) when the model has no lane pass; an error for
+    /// wrong lengths, non-finite parameters or directions, or a loss that
+    /// is not finite in some lane.
+    #[allow(clippy::too_many_arguments)]
+    fn hvp_lanes(
+        &self,
+        theta: Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        v: &[T::Pack],
+        hv: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        let _ = (theta, rows, x, y, v, hv, scratch);
         None
     }
 }

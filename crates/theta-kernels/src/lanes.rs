@@ -790,6 +790,67 @@ pub fn mul_activation_derivative<T: Real>(act: Activation, h: &[T::Pack], x: &mu
     })
 }
 
+/// `rh ← σ' ⊙ rz` in every lane, σ' taken from the activation's outputs
+/// `h`: the R-pass's tangent forward sweep, `Rh = σ'(z) ⊙ Rz` (the bias
+/// direction is added to `Rz` in the product's store).
+///
+/// # Panics
+/// If the three differ in length.
+pub fn tangent_activation<T: Real>(
+    act: Activation,
+    h: &[T::Pack],
+    rz: &[T::Pack],
+    rh: &mut [T::Pack],
+) {
+    assert!(
+        h.len() == rz.len() && h.len() == rh.len(),
+        "lane sweep: tangent buffers differ in length"
+    );
+    dispatch!(act, K => {
+        for ((rh, &rz), &h) in rh.iter_mut().zip(rz).zip(h) {
+            *rh = K::times_d::<T>(h, rz);
+        }
+    })
+}
+
+/// The R-pass's backward sweep through σ, fused with the plain one, in
+/// every lane (the per-task [`crate::activation::backward_tangent`]'s
+/// arithmetic, lane by lane):
+///
+/// ```text
+/// Rδz = Rδh ⊙ σ'(z) + δh ⊙ σ''(z) ⊙ Rz      (in place of Rδh)
+///  δz =  δh ⊙ σ'(z)                          (in place of δh)
+/// ```
+///
+/// # Panics
+/// If the four differ in length.
+pub fn backward_tangent<T: Real>(
+    act: Activation,
+    h: &[T::Pack],
+    rz: &[T::Pack],
+    delta: &mut [T::Pack],
+    r_delta: &mut [T::Pack],
+) {
+    let n = h.len();
+    assert!(
+        rz.len() == n && delta.len() == n && r_delta.len() == n,
+        "lane sweep: R-pass buffers differ in length"
+    );
+    let curved = act.is_curved();
+    dispatch!(act, K => {
+        for (((d, rd), &h), &rz) in delta.iter_mut().zip(r_delta.iter_mut()).zip(h).zip(rz) {
+            if curved {
+                let (d1, d2) = (K::d_pack::<T>(h), K::dd_pack::<T>(h));
+                *rd = (*d * d2).mul_add(rz, *rd * d1);
+                *d = *d * d1;
+            } else {
+                *rd = K::times_d::<T>(h, *rd);
+                *d = K::times_d::<T>(h, *d);
+            }
+        }
+    })
+}
+
 /// `out ← Σ_i m[i]` over the rows of `m` (lane-major, `out.len()` columns),
 /// each column summed from zero down the rows in order: a bias gradient.
 ///

@@ -369,3 +369,53 @@ fn gather_lays_tasks_side_by_side_and_zeros_the_rest() {
         assert_eq!(lane::<f32>(&out, t), vec![0.0; 7], "empty lane {t}");
     }
 }
+
+/// The R-pass's lane sweeps against the scalar references, lane by lane,
+/// for every activation: `Rh = σ' ⊙ Rz`, and `Rδz`, `δz` through σ.
+fn r_pass_sweeps_match_the_reference<T: Real>(tolerance: f64) {
+    use theta_kernels::Activation;
+    use theta_kernels::activation::{backward_tangent_ref, tangent_bias_activation_ref};
+    let mut g = Lcg(17);
+    let len = 37;
+    for act in [Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Sigmoid] {
+        // h = σ(z) of random z: outputs σ can take.
+        let mut hs = tasks::<T>(&mut g, len);
+        for h in &mut hs {
+            for v in h.iter_mut() {
+                *v = act.apply(*v);
+            }
+        }
+        let (rzs, deltas, r_deltas) =
+            (tasks::<T>(&mut g, len), tasks::<T>(&mut g, len), tasks::<T>(&mut g, len));
+        let (h, rz) = (to_lanes(&hs), to_lanes(&rzs));
+        let mut rh = to_lanes(&rzs);
+        lanes::tangent_activation::<T>(act, &h, &rz, &mut rh);
+        let (mut delta, mut r_delta) = (to_lanes(&deltas), to_lanes(&r_deltas));
+        lanes::backward_tangent::<T>(act, &h, &rz, &mut delta, &mut r_delta);
+        for t in 0..T::Pack::LANES {
+            let (mut rz_t, mut rh_t) = (rzs[t].clone(), vec![T::ZERO; len]);
+            tangent_bias_activation_ref(act, &hs[t], &[T::ZERO], &mut rz_t, &mut rh_t);
+            let (mut d_t, mut rd_t) = (deltas[t].clone(), r_deltas[t].clone());
+            backward_tangent_ref(act, &hs[t], &rzs[t], &mut d_t, &mut rd_t);
+            for (what, got, want) in [
+                ("Rh", lane::<T>(&rh, t), rh_t),
+                ("δz", lane(&delta, t), d_t),
+                ("Rδz", lane(&r_delta, t), rd_t),
+            ] {
+                for (a, b) in got.iter().zip(&want) {
+                    let error = (a.to_f64() - b.to_f64()).abs();
+                    assert!(
+                        error <= tolerance * (1.0 + b.to_f64().abs()),
+                        "{act:?} {what} lane {t}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_r_pass_sweeps_match_the_reference() {
+    r_pass_sweeps_match_the_reference::<f32>(1e-6);
+    r_pass_sweeps_match_the_reference::<f64>(1e-15);
+}

@@ -61,6 +61,10 @@ pub struct LaneGroup<T: Real> {
     query: LaneSplit<T>,
     phi: Vec<T::Pack>,
     grad: Vec<T::Pack>,
+    /// φ₁ … φ_{m−1} of every lane, for MAML's reverse pass.
+    trajectory: Vec<T::Pack>,
+    /// `H v` of every lane.
+    hv: Vec<T::Pack>,
     scratch: Vec<T::Pack>,
 }
 
@@ -78,6 +82,8 @@ impl<T: Real> Default for LaneGroup<T> {
             query: LaneSplit::new(),
             phi: Vec::new(),
             grad: Vec::new(),
+            trajectory: Vec::new(),
+            hv: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -170,13 +176,32 @@ impl<T: Real> LaneGroup<T> {
         inner: &InnerSgd,
         theta: &[T],
     ) -> Result<(), MetaError> {
+        self.adapt_keeping(model, inner, theta, false)
+    }
+
+    /// [`LaneGroup::adapt`], keeping φ₁ … φ_{m−1} in `trajectory` when `keep`.
+    fn adapt_keeping(
+        &mut self,
+        model: &dyn Model<T>,
+        inner: &InnerSgd,
+        theta: &[T],
+        keep: bool,
+    ) -> Result<(), MetaError> {
         let step = T::Pack::splat(T::from_f64(-inner.alpha()));
         if inner.steps() == 0 {
             for (phi, &t) in self.phi.iter_mut().zip(theta) {
                 *phi = T::Pack::splat(t);
             }
         }
+        let p = theta.len();
+        if keep {
+            let len = inner.steps().saturating_sub(1) * p;
+            self.trajectory.resize(len, T::Pack::splat(T::ZERO));
+        }
         for k in 0..inner.steps() {
+            if keep && k > 0 {
+                self.trajectory[(k - 1) * p..k * p].copy_from_slice(&self.phi);
+            }
             if k == 0 {
                 self.pass(model, Some(theta), false)?;
                 for ((phi, &g), &t) in self.phi.iter_mut().zip(&self.grad).zip(theta) {
@@ -202,6 +227,48 @@ impl<T: Real> LaneGroup<T> {
         let losses = lane_values::<T>(self.pass(model, None, true)?);
         for (o, l) in outcomes.iter_mut().zip(&losses[..self.tasks]) {
             *o = TaskOutcome { loss: l.to_f64(), cg: None };
+        }
+        Ok(())
+    }
+
+    /// MAML's exact meta-gradient in every lane, as the per-task MAML:
+    /// U^m keeping φ₁ … φ_{m−1}, `g = ∇L_q(φ_m)`, then back through the
+    /// inner steps, `g ← g − α H_s(φ_k) g` for k = m−1 … 0 (φ₀ = θ, shared
+    /// by the lanes), each `H_s(φ_k) g` the model's lane R-pass
+    /// ([`Model::hvp_lanes`]). The query losses go into `outcomes`; the
+    /// meta-gradients stay for [`LaneGroup::sum_gradients`]. An error for a
+    /// model with a lane gradient pass but none for `H v`, as for a failed
+    /// pass: the caller runs the group one by one.
+    pub fn meta_gradient(
+        &mut self,
+        model: &dyn Model<T>,
+        inner: &InnerSgd,
+        theta: &[T],
+        outcomes: &mut [TaskOutcome],
+    ) -> Result<(), MetaError> {
+        self.adapt_keeping(model, inner, theta, true)?;
+        self.query_gradient(model, outcomes)?;
+        let p = theta.len();
+        self.hv.resize(p, T::Pack::splat(T::ZERO));
+        let step = T::Pack::splat(T::from_f64(-inner.alpha()));
+        let split = &self.support;
+        for k in (0..inner.steps()).rev() {
+            let at = if k == 0 {
+                Weights::Shared(theta)
+            } else {
+                Weights::Lanes(&self.trajectory[(k - 1) * p..k * p])
+            };
+            let (x, y) = (&split.x, &split.y);
+            model
+                .hvp_lanes(at, split.rows, x, y, &self.grad, &mut self.hv, &mut self.scratch)
+                .unwrap_or_else(|| {
+                    Err(theta_core::Error::InvalidModel(
+                        "a lane gradient pass but no lane Hessian-vector pass".into(),
+                    ))
+                })?;
+            for (g, &hv) in self.grad.iter_mut().zip(&self.hv) {
+                *g = step.mul_add(hv, *g);
+            }
         }
         Ok(())
     }

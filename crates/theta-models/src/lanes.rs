@@ -68,9 +68,19 @@ fn lanes_finite<T: Real>(x: T::Pack) -> bool {
     lanes[..T::Pack::LANES].iter().all(|v| v.is_finite())
 }
 
+/// The R-pass's seed for MSE in every lane: `Rδh = (2 / rows) Rh` of the
+/// output (the loss's Hessian is `2 / rows` times the identity), scaled as
+/// [`lanes::mse`] scales δh.
+fn mse_tangent<T: Real>(rh: &[T::Pack], rows: usize, r_delta: &mut [T::Pack]) {
+    let two_over_n = T::Pack::splat(T::from_f64(2.0) * (T::ONE / T::from_usize(rows)));
+    for (rd, &rh) in r_delta.iter_mut().zip(rh) {
+        *rd = rh * two_over_n;
+    }
+}
+
 impl Mlp {
-    /// The widths a lane pass keeps: every layer's outputs, and two δ
-    /// buffers of the widest layer (δ is never carried below the first
+    /// The widths a lane pass keeps: every layer's outputs, and a δ
+    /// buffer of the widest layer (δ is never carried below the first
     /// layer, so not the input's).
     fn lane_spans(&self, rows: usize) -> (usize, usize) {
         let widths = &self.spec().layer_sizes[1..];
@@ -78,24 +88,27 @@ impl Mlp {
         (rows * widths.iter().sum::<usize>(), rows * max)
     }
 
-    /// [`theta_core::Model::lane_scratch_len`]: none for softmax
-    /// cross-entropy, whose tasks run one by one.
+    /// [`theta_core::Model::lane_scratch_len`], the Hessian-vector pass's
+    /// (the larger): the outputs, `Rz` and `Rh` of every layer, two δ and
+    /// two Rδ buffers. None for softmax cross-entropy, whose tasks run one
+    /// by one.
     pub(crate) fn lane_scratch_len_(&self, rows: usize) -> Option<usize> {
         let (hs, delta) = self.lane_spans(rows);
-        (self.spec().loss == Loss::Mse).then_some(hs + 2 * delta)
+        (self.spec().loss == Loss::Mse).then_some(3 * hs + 4 * delta)
     }
 
-    /// [`theta_core::Model::loss_grad_lanes`] (MSE only: a network with
-    /// softmax cross-entropy is refused).
-    pub(crate) fn loss_grad_lanes_<T: Real>(
+    /// The checks every lane pass makes: rows, the loss, the lengths of
+    /// θ, x, y, the parameter-sized `outputs` (named) and the scratch, and
+    /// θ finite.
+    fn check_lanes<T: Real>(
         &self,
         theta: Weights<'_, T>,
         rows: usize,
         x: &[T::Pack],
         y: &[T::Pack],
-        grad: &mut [T::Pack],
-        scratch: &mut [T::Pack],
-    ) -> Result<T::Pack> {
+        outputs: &[(&'static str, usize)],
+        scratch: usize,
+    ) -> Result<()> {
         let sizes = &self.spec().layer_sizes;
         let (d_in, d_out) = (sizes[0], sizes[sizes.len() - 1]);
         if rows == 0 {
@@ -116,11 +129,12 @@ impl Mlp {
         check_len("parameter vector length", p, theta_len)?;
         check_len("lane inputs (rows × input width)", rows * d_in, x.len())?;
         check_len("lane targets (rows × output width)", rows * d_out, y.len())?;
-        check_len("gradient buffer length", p, grad.len())?;
-        let (hs_len, delta_len) = self.lane_spans(rows);
-        let need = hs_len + 2 * delta_len;
-        if scratch.len() < need {
-            check_len("lane scratch length (at least)", need, scratch.len())?;
+        for &(what, len) in outputs {
+            check_len(what, p, len)?;
+        }
+        let need = self.lane_scratch_len_(rows).unwrap_or(0);
+        if scratch < need {
+            check_len("lane scratch length (at least)", need, scratch)?;
         }
         let finite = match theta {
             Weights::Shared(t) => theta_kernels::vector::all_finite(t),
@@ -129,14 +143,20 @@ impl Mlp {
         if !finite {
             return Err(Error::NonFinite("θ".into()));
         }
+        Ok(())
+    }
 
-        let (hs, rest) = scratch.split_at_mut(hs_len);
-        let (delta_a, rest) = rest.split_at_mut(delta_len);
-        let delta_b = &mut rest[..delta_len];
-        let layers = self.layers();
-        // Forward: h_l = σ(h_{l−1} W_l + b_l), each into its span of `hs`.
+    /// The forward pass in every lane: `h_l = σ(h_{l−1} W_l + b_l)`, each
+    /// layer's outputs into its span of `hs`.
+    fn forward_lanes<T: Real>(
+        &self,
+        theta: Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        hs: &mut [T::Pack],
+    ) {
         let mut offset = 0;
-        for (l, layer) in layers.iter().enumerate() {
+        for (l, layer) in self.layers().iter().enumerate() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
             let (before, rest) = hs.split_at_mut(offset);
             let h = &mut rest[..rows * o];
@@ -154,7 +174,36 @@ impl Mlp {
             }
             offset += rows * o;
         }
+    }
+
+    /// [`theta_core::Model::loss_grad_lanes`] (MSE only: a network with
+    /// softmax cross-entropy is refused).
+    pub(crate) fn loss_grad_lanes_<T: Real>(
+        &self,
+        theta: Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        grad: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Result<T::Pack> {
+        self.check_lanes(
+            theta,
+            rows,
+            x,
+            y,
+            &[("gradient buffer length", grad.len())],
+            scratch.len(),
+        )?;
+        let (hs_len, delta_len) = self.lane_spans(rows);
+        let (hs, rest) = scratch.split_at_mut(hs_len);
+        let (delta_a, rest) = rest.split_at_mut(delta_len);
+        let delta_b = &mut rest[..delta_len];
+        let layers = self.layers();
+        self.forward_lanes(theta, rows, x, hs);
         // The loss, and δ of the output layer.
+        let d_out = layers[layers.len() - 1].dense.fan_out;
+        let mut offset = hs_len;
         let out = &hs[offset - rows * d_out..offset];
         let (mut delta, mut below) = (&mut delta_a[..], &mut delta_b[..]);
         let loss = lanes::mse::<T>(out, y, rows, &mut delta[..rows * d_out]);
@@ -186,6 +235,113 @@ impl Mlp {
                     i,
                 );
                 std::mem::swap(&mut delta, &mut below);
+            }
+        }
+        if lanes_finite::<T>(loss) { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }
+    }
+
+    /// [`theta_core::Model::hvp_lanes`]: Pearlmutter's R-pass in every
+    /// lane, the per-task pass's (`theta_kernels::dense`) maths with the
+    /// tangent's two products of each layer summed as one:
+    ///
+    /// ```text
+    /// Rz_l = Rh_{l−1} W_l + h_{l−1} V_l + c_l,  Rh_l = σ' ⊙ Rz_l   (Rh_0 = 0)
+    /// Rδz_l = Rδh_l ⊙ σ' + δh_l ⊙ σ'' ⊙ Rz_l,   δz_l = δh_l ⊙ σ'
+    /// (H v)_{W_l} = h_{l−1}ᵀ Rδz_l + Rh_{l−1}ᵀ δz_l,  (H v)_{b_l} = Σ_n Rδz_l
+    /// Rδh_{l−1} = Rδz_l W_lᵀ + δz_l V_lᵀ,  δh_{l−1} = δz_l W_lᵀ
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn hvp_lanes_<T: Real>(
+        &self,
+        theta: Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        v: &[T::Pack],
+        hv: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Result<T::Pack> {
+        let outputs = [("direction length", v.len()), ("Hessian-vector buffer length", hv.len())];
+        self.check_lanes(theta, rows, x, y, &outputs, scratch.len())?;
+        if !all_finite_lanes::<T>(v) {
+            return Err(Error::NonFinite("the direction v".into()));
+        }
+        let (hs_len, delta_len) = self.lane_spans(rows);
+        let (hs, rest) = scratch.split_at_mut(hs_len);
+        let (rzs, rest) = rest.split_at_mut(hs_len);
+        let (rhs, rest) = rest.split_at_mut(hs_len);
+        let (delta_a, rest) = rest.split_at_mut(delta_len);
+        let (delta_b, rest) = rest.split_at_mut(delta_len);
+        let (r_delta_a, rest) = rest.split_at_mut(delta_len);
+        let r_delta_b = &mut rest[..delta_len];
+        let layers = self.layers();
+        self.forward_lanes(theta, rows, x, hs);
+        // Tangent forward.
+        let mut offset = 0;
+        for (l, layer) in layers.iter().enumerate() {
+            let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
+            let n = rows * o;
+            let (w, v_w) =
+                (part(theta, layer.weights.clone()), Weights::Lanes(&v[layer.weights.clone()]));
+            let store = Store::Bias { bias: Weights::Lanes(&v[layer.bias.clone()]), relu: false };
+            let (rh_before, rh) = rhs.split_at_mut(offset);
+            let rz = &mut rzs[offset..offset + n];
+            if l == 0 {
+                lanes::gemm(store, rz, x, v_w, rows, i, o);
+            } else {
+                let input = &hs[offset - rows * i..offset];
+                let r_input = &rh_before[offset - rows * i..];
+                lanes::gemm_sum(store, rz, [(input, v_w), (r_input, w)], rows, i, o);
+            }
+            let h = &hs[offset..offset + n];
+            lanes::tangent_activation::<T>(layer.dense.activation, h, rz, &mut rh[..n]);
+            offset += n;
+        }
+        // The loss, δh and Rδh of the output layer, through its σ.
+        let last = layers.len() - 1;
+        let d_out = layers[last].dense.fan_out;
+        let out_span = hs_len - rows * d_out..hs_len;
+        let (mut delta, mut below) = (&mut delta_a[..], &mut delta_b[..]);
+        let (mut r_delta, mut r_below) = (&mut r_delta_a[..], &mut r_delta_b[..]);
+        let loss = lanes::mse::<T>(&hs[out_span.clone()], y, rows, &mut delta[..rows * d_out]);
+        mse_tangent::<T>(&rhs[out_span.clone()], rows, &mut r_delta[..rows * d_out]);
+        lanes::backward_tangent::<T>(
+            layers[last].dense.activation,
+            &hs[out_span.clone()],
+            &rzs[out_span],
+            &mut delta[..rows * d_out],
+            &mut r_delta[..rows * d_out],
+        );
+        // Tangent backward.
+        for (l, layer) in layers.iter().enumerate().rev() {
+            let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
+            offset -= rows * o;
+            let (dz, rdz) = (&delta[..rows * o], &r_delta[..rows * o]);
+            let hv_w = &mut hv[layer.weights.clone()];
+            if l == 0 {
+                lanes::gemm_tn::<T>(false, hv_w, x, rdz, rows, i, o);
+            } else {
+                let below_span = offset - rows * i..offset;
+                let (input, r_input) = (&hs[below_span.clone()], &rhs[below_span]);
+                lanes::gemm_tn_sum::<T, 2>(false, hv_w, [(input, rdz), (r_input, dz)], rows, i, o);
+            }
+            lanes::column_sums::<T>(rdz, &mut hv[layer.bias.clone()]);
+            if l > 0 {
+                let w = part(theta, layer.weights.clone());
+                let v_w = Weights::Lanes(&v[layer.weights.clone()]);
+                let n = rows * i;
+                lanes::gemm_nt(false, &mut below[..n], dz, w, rows, o, i);
+                lanes::gemm_nt_sum(false, &mut r_below[..n], [(rdz, w), (dz, v_w)], rows, o, i);
+                let below_span = offset - n..offset;
+                lanes::backward_tangent::<T>(
+                    layers[l - 1].dense.activation,
+                    &hs[below_span.clone()],
+                    &rzs[below_span],
+                    &mut below[..n],
+                    &mut r_below[..n],
+                );
+                std::mem::swap(&mut delta, &mut below);
+                std::mem::swap(&mut r_delta, &mut r_below);
             }
         }
         if lanes_finite::<T>(loss) { Ok(loss) } else { Err(Error::NonFinite("the loss".into())) }

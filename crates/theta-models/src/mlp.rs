@@ -1068,6 +1068,19 @@ impl<T: Real> Model<T> for Mlp {
         Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch))
     }
 
+    fn hvp_lanes(
+        &self,
+        theta: theta_kernels::lanes::Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        v: &[T::Pack],
+        hv: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch))
+    }
+
     fn one_step_meta_gradient(
         &self,
         theta: &[T],

@@ -1,8 +1,10 @@
 //! The lane pass against the per-task pass: every lane's loss and gradient
 //! are its task's from `Model::loss_grad`, within rounding, for networks of
 //! several depths, widths and activations, rows from 1 up, θ shared and per
-//! lane, in f32 and f64; a task's result does not depend on its lane or on
-//! the other lanes; bad input is refused.
+//! lane, in f32 and f64; so is every lane's Hessian-vector product (the
+//! R-pass), which is also the central difference of the lane gradient; a
+//! task's result does not depend on its lane or on the other lanes; bad
+//! input is refused.
 
 use theta_core::random::{Rng, rng_from_seed, uniform};
 use theta_core::{Error, Loss, Matrix, Model, Pass, Scratch, Split, Targets};
@@ -146,6 +148,131 @@ fn every_lane_is_its_tasks_per_task_pass_f64() {
     matches_the_per_task_pass::<f64>(1e-12);
 }
 
+/// The lane Hessian-vector product against the per-task one
+/// (`Model::loss_grad_hvp`), each lane with its own direction, θ shared
+/// (MAML's first reverse step) and per lane (its later ones).
+fn hvp_matches_the_per_task_product<T: Real>(tolerance: f64)
+where
+    Mlp: Model<T>,
+{
+    let mut rng = rng_from_seed(6);
+    for case in &CASES {
+        let spec = MlpSpec {
+            layer_sizes: case.sizes.to_vec(),
+            hidden: case.hidden,
+            output: case.output,
+            loss: Loss::Mse,
+        };
+        let mlp = Mlp::new(spec).unwrap();
+        let model: &dyn Model<T> = &mlp;
+        let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
+        let p = model.num_params();
+        let n = lanes::<T>();
+        let thetas: Vec<Vec<T>> = (0..n).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
+        let vs: Vec<Vec<T>> = (0..n).map(|_| draw(&mut rng, p, 1.0)).collect();
+        let xs: Vec<Vec<T>> = (0..n).map(|_| draw(&mut rng, rows * d_in, 2.0)).collect();
+        let ys: Vec<Vec<T>> = (0..n).map(|_| draw(&mut rng, rows * d_out, 1.0)).collect();
+        let (x, y, v) = (to_lanes(&xs), to_lanes(&ys), to_lanes(&vs));
+        let mut scratch = lane_scratch::<T>(&mlp, rows);
+        let mut per_task = Scratch::for_model(model, Pass::HessianVector, rows);
+        for shared in [false, true] {
+            let theta_lanes = to_lanes(&thetas);
+            let theta =
+                if shared { Weights::Shared(&thetas[0]) } else { Weights::Lanes(&theta_lanes) };
+            let mut hv = vec![T::Pack::splat(T::ZERO); p];
+            let loss =
+                model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut scratch).unwrap().unwrap();
+            for t in 0..n {
+                let theta_t = if shared { &thetas[0] } else { &thetas[t] };
+                let split = Split::new(
+                    "support",
+                    Matrix::from_vec(rows, d_in, xs[t].clone()).unwrap(),
+                    Targets::Values(Matrix::from_vec(rows, d_out, ys[t].clone()).unwrap()),
+                )
+                .unwrap();
+                let (mut g, mut expected) = (vec![T::ZERO; p], vec![T::ZERO; p]);
+                let s = per_task.get(model, Pass::HessianVector, rows);
+                let expected_loss =
+                    model.loss_grad_hvp(theta_t, &split, &vs[t], &mut g, &mut expected, s).unwrap();
+                let what =
+                    format!("{:?} rows {rows} shared {shared} lane {t} ({})", case.sizes, T::NAME);
+                let loss_t = lane::<T>(&[loss], t)[0];
+                assert!(relative(&[loss_t], &[expected_loss]) < tolerance, "{what}: loss");
+                let error = relative(&lane::<T>(&hv, t), &expected);
+                assert!(error < tolerance, "{what}: H v relative error {error:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_lanes_hessian_vector_product_is_its_tasks_f32() {
+    hvp_matches_the_per_task_product::<f32>(2e-5);
+}
+
+#[test]
+fn every_lanes_hessian_vector_product_is_its_tasks_f64() {
+    hvp_matches_the_per_task_product::<f64>(1e-12);
+}
+
+/// `H v` against central differences of the lane gradient along v, in f64:
+/// `(∇L(θ + εv) − ∇L(θ − εv)) / 2ε`, each lane its own θ and v, on the
+/// curved networks (tanh, sigmoid) and the sinusoid's.
+#[test]
+fn the_lane_hessian_vector_product_is_the_gradients_derivative() {
+    let mut rng = rng_from_seed(8);
+    for case in CASES.iter().filter(|c| c.rows > 1) {
+        let spec = MlpSpec {
+            layer_sizes: case.sizes.to_vec(),
+            hidden: case.hidden,
+            output: case.output,
+            loss: Loss::Mse,
+        };
+        let mlp = Mlp::new(spec).unwrap();
+        let model: &dyn Model<f64> = &mlp;
+        let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
+        let (p, n) = (model.num_params(), lanes::<f64>());
+        let thetas: Vec<Vec<f64>> =
+            (0..n).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
+        let vs: Vec<Vec<f64>> = (0..n).map(|_| draw(&mut rng, p, 1.0)).collect();
+        let x =
+            to_lanes(&(0..n).map(|_| draw::<f64>(&mut rng, rows * d_in, 2.0)).collect::<Vec<_>>());
+        let y =
+            to_lanes(&(0..n).map(|_| draw::<f64>(&mut rng, rows * d_out, 1.0)).collect::<Vec<_>>());
+        let mut scratch = lane_scratch::<f64>(&mlp, rows);
+        let zero = <f64 as Real>::Pack::splat(0.0);
+        let (theta, v) = (to_lanes(&thetas), to_lanes(&vs));
+        let mut hv = vec![zero; p];
+        model
+            .hvp_lanes(Weights::Lanes(&theta), rows, &x, &y, &v, &mut hv, &mut scratch)
+            .unwrap()
+            .unwrap();
+        let eps = 1e-5;
+        let mut grad_at = |sign: f64| {
+            let moved: Vec<Vec<f64>> = thetas
+                .iter()
+                .zip(&vs)
+                .map(|(t, v)| t.iter().zip(v).map(|(t, v)| t + sign * eps * v).collect())
+                .collect();
+            let mut grad = vec![zero; p];
+            let moved = to_lanes(&moved);
+            model
+                .loss_grad_lanes(Weights::Lanes(&moved), rows, &x, &y, &mut grad, &mut scratch)
+                .unwrap()
+                .unwrap();
+            grad
+        };
+        let (plus, minus) = (grad_at(1.0), grad_at(-1.0));
+        for t in 0..n {
+            let (plus, minus) = (lane::<f64>(&plus, t), lane::<f64>(&minus, t));
+            let fd: Vec<f64> =
+                plus.iter().zip(&minus).map(|(a, b)| (a - b) / (2.0 * eps)).collect();
+            let error = relative(&lane::<f64>(&hv, t), &fd);
+            assert!(error < 1e-6, "{:?} lane {t}: H v against differences {error:e}", case.sizes);
+        }
+    }
+}
+
 #[test]
 fn a_tasks_result_does_not_depend_on_its_lane_or_its_neighbours() {
     let mlp = Mlp::new(MlpSpec::relu(&[1, 40, 40, 1], Loss::Mse)).unwrap();
@@ -227,6 +354,23 @@ fn bad_input_is_refused() {
     let huge = vec![<f32 as Real>::Pack::splat(1e30); 4];
     let err = pass(model, Weights::Shared(&theta), &x, &huge, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
+    // The R-pass: a direction or product of the wrong length, a direction
+    // that is not finite.
+    let v = vec![zero; p];
+    let mut hv = vec![zero; p];
+    let mut hvp = |v: &[<f32 as Real>::Pack], hv: &mut [<f32 as Real>::Pack]| {
+        let theta = Weights::Shared(&theta);
+        model.hvp_lanes(theta, 4, &x, &y, v, hv, &mut scratch).expect("an MLP has lane passes")
+    };
+    let err = hvp(&v[1..], &mut hv);
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
+    let err = hvp(&v, &mut hv[1..]);
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
+    let mut nan_v = v.clone();
+    nan_v[2] = <f32 as Real>::Pack::splat(f32::NAN);
+    let err = hvp(&nan_v, &mut hv);
+    assert!(matches!(err, Err(Error::NonFinite(_))), "{err:?}");
+    assert!(hvp(&v, &mut hv).is_ok());
     let classifier = Mlp::new(MlpSpec::relu(&[1, 8, 3], Loss::SoftmaxCrossEntropy)).unwrap();
     let p = <Mlp as Model<f32>>::num_params(&classifier);
     assert_eq!(Model::<f32>::lane_scratch_len(&classifier, 4), None);
