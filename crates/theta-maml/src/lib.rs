@@ -19,13 +19,15 @@
 //! is wide against the support rows (the same gradient, rounded
 //! differently; on Omniglot's 784 pixels and 5 support images the
 //! meta-gradient is 1.3× as fast for the plain network, 1.5× for the
-//! batch-normalised one of the paper). MAML takes it whenever the model
-//! offers it.
+//! batch-normalised one of the paper). MAML takes it for a task it runs
+//! alone whenever the model offers it.
 //!
 //! On a model with lane passes (an MLP with MSE: the regression tasks),
-//! a batch's tasks run in groups side by side, one per SIMD lane
+//! a batch's tasks run in groups side by side instead, one per SIMD lane
 //! ([`LaneGroup::meta_gradient`]): the same reverse pass, each `H(φ_k) g`
-//! the model's lane R-pass. The same numbers up to rounding.
+//! the model's lane R-pass, the same numbers up to rounding. On the
+//! sinusoid network that is 1.2× the fused pass task by task (one inner
+//! step; also 1.2× with five, against the composed passes).
 
 #![warn(missing_docs)]
 
