@@ -658,8 +658,8 @@ fn check_nt<T: Real>(
 /// checked the shapes; `terms` holds one or two factor pairs. Implemented
 /// for `f32` and `f64` here, so that the products are compiled once, in
 /// this crate: generic code is compiled in every crate that uses it, and
-/// each product is some hundred register-block shapes (every test binary
-/// compiling its own copy made CI's build two and a half times longer).
+/// each product is dozens of copies of the block loops (every test binary
+/// compiling its own made CI's build two and a half times longer).
 pub trait LaneProducts {
     /// [`gemm_sum`]'s sums and store, for its `(m, k, n)`.
     fn lane_gemm(
@@ -881,7 +881,7 @@ pub fn mse<T: Real>(out: &[T::Pack], y: &[T::Pack], rows: usize, grad: &mut [T::
     assert!(rows > 0, "lane loss: no rows");
     assert!(out.len() == y.len() && grad.len() == out.len(), "lane loss: buffers differ in length");
     let inv_n = T::ONE / T::from_usize(rows);
-    let two_over_n = T::Pack::splat(T::from_f64(2.0) * inv_n);
+    let two_over_n = two_over_rows::<T>(rows);
     let mut sum = T::Pack::splat(T::ZERO);
     for ((&o, &t), g) in out.iter().zip(y).zip(grad.iter_mut()) {
         let d = o - t;
@@ -889,6 +889,26 @@ pub fn mse<T: Real>(out: &[T::Pack], y: &[T::Pack], rows: usize, grad: &mut [T::
         *g = d * two_over_n;
     }
     sum * T::Pack::splat(inv_n)
+}
+
+/// `2 / rows`, the MSE's scale of δh and of its Hessian, as [`mse`] makes it.
+fn two_over_rows<T: Real>(rows: usize) -> T::Pack {
+    T::Pack::splat(T::from_f64(2.0) * (T::ONE / T::from_usize(rows)))
+}
+
+/// The MSE's Hessian times the output's tangent, in every lane: `Rδh =
+/// (2 / rows) Rh` (the Hessian of [`mse`] is `2 / rows` times the
+/// identity), the R-pass's seed.
+///
+/// # Panics
+/// If the two differ in length or `rows` is zero.
+pub fn mse_hessian_product<T: Real>(rh: &[T::Pack], rows: usize, r_delta: &mut [T::Pack]) {
+    assert!(rows > 0, "lane loss: no rows");
+    assert_eq!(rh.len(), r_delta.len(), "lane loss: buffers differ in length");
+    let two_over_n = two_over_rows::<T>(rows);
+    for (rd, &rh) in r_delta.iter_mut().zip(rh) {
+        *rd = rh * two_over_n;
+    }
 }
 
 /// Lays `tasks` tasks' matrices side by side: `out[i]` holds value i of

@@ -1,5 +1,6 @@
-//! An [`Mlp`]'s loss and gradient for a group of tasks at once, one task per
-//! SIMD lane ([`theta_kernels::lanes`]).
+//! An [`Mlp`]'s loss and gradient, and its Hessian-vector product (the
+//! R-pass), for a group of tasks at once, one task per SIMD lane
+//! ([`theta_kernels::lanes`]).
 //!
 //! A meta-batch is many small tasks through one network: the sinusoid's 25
 //! tasks of 10 rows through 1-40-40-1. One task at a time, a gradient pass
@@ -66,16 +67,6 @@ fn lanes_finite<T: Real>(x: T::Pack) -> bool {
     let mut lanes = [T::ZERO; 16];
     x.store(&mut lanes[..T::Pack::LANES]);
     lanes[..T::Pack::LANES].iter().all(|v| v.is_finite())
-}
-
-/// The R-pass's seed for MSE in every lane: `Rδh = (2 / rows) Rh` of the
-/// output (the loss's Hessian is `2 / rows` times the identity), scaled as
-/// [`lanes::mse`] scales δh.
-fn mse_tangent<T: Real>(rh: &[T::Pack], rows: usize, r_delta: &mut [T::Pack]) {
-    let two_over_n = T::Pack::splat(T::from_f64(2.0) * (T::ONE / T::from_usize(rows)));
-    for (rd, &rh) in r_delta.iter_mut().zip(rh) {
-        *rd = rh * two_over_n;
-    }
 }
 
 impl Mlp {
@@ -304,7 +295,7 @@ impl Mlp {
         let (mut delta, mut below) = (&mut delta_a[..], &mut delta_b[..]);
         let (mut r_delta, mut r_below) = (&mut r_delta_a[..], &mut r_delta_b[..]);
         let loss = lanes::mse::<T>(&hs[out_span.clone()], y, rows, &mut delta[..rows * d_out]);
-        mse_tangent::<T>(&rhs[out_span.clone()], rows, &mut r_delta[..rows * d_out]);
+        lanes::mse_hessian_product::<T>(&rhs[out_span.clone()], rows, &mut r_delta[..rows * d_out]);
         lanes::backward_tangent::<T>(
             layers[last].dense.activation,
             &hs[out_span.clone()],

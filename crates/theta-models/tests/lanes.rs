@@ -81,19 +81,30 @@ const CASES: [Case; 6] = [
     },
 ];
 
+impl Case {
+    /// The case's network, with MSE (the lane passes' loss).
+    fn network(&self) -> Mlp {
+        let (hidden, output) = (self.hidden, self.output);
+        Mlp::new(MlpSpec { layer_sizes: self.sizes.to_vec(), hidden, output, loss: Loss::Mse })
+            .unwrap()
+    }
+}
+
+/// One task's split from its inputs and targets, row-major.
+fn task_split<T: Real>(x: &[T], y: &[T], d_in: usize, d_out: usize) -> Split<T> {
+    let rows = x.len() / d_in;
+    let x = Matrix::from_vec(rows, d_in, x.to_vec()).unwrap();
+    let y = Targets::Values(Matrix::from_vec(rows, d_out, y.to_vec()).unwrap());
+    Split::new("support", x, y).unwrap()
+}
+
 fn matches_the_per_task_pass<T: Real>(tolerance: f64)
 where
     Mlp: Model<T>,
 {
     let mut rng = rng_from_seed(5);
     for case in &CASES {
-        let spec = MlpSpec {
-            layer_sizes: case.sizes.to_vec(),
-            hidden: case.hidden,
-            output: case.output,
-            loss: Loss::Mse,
-        };
-        let mlp = Mlp::new(spec).unwrap();
+        let mlp = case.network();
         let model: &dyn Model<T> = &mlp;
         let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
         let p = model.num_params();
@@ -117,12 +128,7 @@ where
                 .unwrap();
             for t in 0..lanes::<T>() {
                 let theta_t = if shared { &thetas[0] } else { &thetas[t] };
-                let split = Split::new(
-                    "support",
-                    Matrix::from_vec(rows, d_in, xs[t].clone()).unwrap(),
-                    Targets::Values(Matrix::from_vec(rows, d_out, ys[t].clone()).unwrap()),
-                )
-                .unwrap();
+                let split = task_split(&xs[t], &ys[t], d_in, d_out);
                 let mut g = vec![T::ZERO; p];
                 let s = per_task.get(model, Pass::Gradient, rows);
                 let expected_loss = model.loss_grad(theta_t, &split, &mut g, s).unwrap();
@@ -157,13 +163,7 @@ where
 {
     let mut rng = rng_from_seed(6);
     for case in &CASES {
-        let spec = MlpSpec {
-            layer_sizes: case.sizes.to_vec(),
-            hidden: case.hidden,
-            output: case.output,
-            loss: Loss::Mse,
-        };
-        let mlp = Mlp::new(spec).unwrap();
+        let mlp = case.network();
         let model: &dyn Model<T> = &mlp;
         let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
         let p = model.num_params();
@@ -184,12 +184,7 @@ where
                 model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut scratch).unwrap().unwrap();
             for t in 0..n {
                 let theta_t = if shared { &thetas[0] } else { &thetas[t] };
-                let split = Split::new(
-                    "support",
-                    Matrix::from_vec(rows, d_in, xs[t].clone()).unwrap(),
-                    Targets::Values(Matrix::from_vec(rows, d_out, ys[t].clone()).unwrap()),
-                )
-                .unwrap();
+                let split = task_split(&xs[t], &ys[t], d_in, d_out);
                 let (mut g, mut expected) = (vec![T::ZERO; p], vec![T::ZERO; p]);
                 let s = per_task.get(model, Pass::HessianVector, rows);
                 let expected_loss =
@@ -222,13 +217,7 @@ fn every_lanes_hessian_vector_product_is_its_tasks_f64() {
 fn the_lane_hessian_vector_product_is_the_gradients_derivative() {
     let mut rng = rng_from_seed(8);
     for case in CASES.iter().filter(|c| c.rows > 1) {
-        let spec = MlpSpec {
-            layer_sizes: case.sizes.to_vec(),
-            hidden: case.hidden,
-            output: case.output,
-            loss: Loss::Mse,
-        };
-        let mlp = Mlp::new(spec).unwrap();
+        let mlp = case.network();
         let model: &dyn Model<f64> = &mlp;
         let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
         let (p, n) = (model.num_params(), lanes::<f64>());
