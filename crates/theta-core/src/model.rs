@@ -224,6 +224,42 @@ pub trait Model<T: Real>: Send + Sync {
         None
     }
 
+    /// The loss and its gradient in every lane, as
+    /// [`Model::loss_grad_lanes`], leaving `scratch` prepared for
+    /// [`Model::hvp_lanes_prepared`] at the same θ and tasks (MAML's last
+    /// inner step computes this gradient; its reverse pass then needs
+    /// `H v` there). The default prepares nothing.
+    fn loss_grad_prepare_hvp_lanes(
+        &self,
+        theta: Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        grad: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        self.loss_grad_lanes(theta, rows, x, y, grad, scratch)
+    }
+
+    /// `H(θ) v` in every lane, as [`Model::hvp_lanes`], at the θ and tasks
+    /// of the last [`Model::loss_grad_prepare_hvp_lanes`] on this
+    /// `scratch`, which must not have been used for anything else since:
+    /// the same bits, without the forward pass and the gradient's δ chain.
+    /// The default runs [`Model::hvp_lanes`].
+    #[allow(clippy::too_many_arguments)]
+    fn hvp_lanes_prepared(
+        &self,
+        theta: Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        v: &[T::Pack],
+        hv: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<()>> {
+        self.hvp_lanes(theta, rows, x, y, v, hv, scratch).map(|r| r.map(|_| ()))
+    }
+
     /// The Hessian-vector product `H(θ) v` of the loss for as many tasks as
     /// a pack has lanes, laid out as [`Model::loss_grad_lanes`]'s, each task
     /// with its own direction `v` (P packs, lane-major), the products into

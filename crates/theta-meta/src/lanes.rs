@@ -66,6 +66,9 @@ pub struct LaneGroup<T: Real> {
     /// `H v` of every lane.
     hv: Vec<T::Pack>,
     scratch: Vec<T::Pack>,
+    /// MAML's last inner step's pass, prepared for the first reverse step
+    /// while the query pass runs in `scratch`.
+    prepared: Vec<T::Pack>,
 }
 
 impl<T: Real> std::fmt::Debug for LaneGroup<T> {
@@ -85,6 +88,7 @@ impl<T: Real> Default for LaneGroup<T> {
             trajectory: Vec::new(),
             hv: Vec::new(),
             scratch: Vec::new(),
+            prepared: Vec::new(),
         }
     }
 }
@@ -145,25 +149,30 @@ impl<T: Real> LaneGroup<T> {
         self.tasks
     }
 
+    /// A lane gradient pass at θ (shared) or every lane's φ, on the query
+    /// or the support; with `prepare`, into the `prepared` scratch, left
+    /// ready for [`Model::hvp_lanes_prepared`].
     fn pass(
         &mut self,
         model: &dyn Model<T>,
         theta: Option<&[T]>,
         query: bool,
+        prepare: bool,
     ) -> Result<T::Pack, MetaError> {
         let split = if query { &self.query } else { &self.support };
         let at = match theta {
             Some(theta) => Weights::Shared(theta),
             None => Weights::Lanes(&self.phi),
         };
-        let result = model.loss_grad_lanes(
-            at,
-            split.rows,
-            &split.x,
-            &split.y,
-            &mut self.grad,
-            &mut self.scratch,
-        );
+        let (rows, x, y, grad) = (split.rows, &split.x, &split.y, &mut self.grad);
+        let result = if prepare {
+            if self.prepared.len() < self.scratch.len() {
+                self.prepared.resize(self.scratch.len(), T::Pack::splat(T::ZERO));
+            }
+            model.loss_grad_prepare_hvp_lanes(at, rows, x, y, grad, &mut self.prepared)
+        } else {
+            model.loss_grad_lanes(at, rows, x, y, grad, &mut self.scratch)
+        };
         Ok(result.expect("LaneGroup::load checked that the model has lane passes")?)
     }
 
@@ -202,13 +211,15 @@ impl<T: Real> LaneGroup<T> {
             if keep && k > 0 {
                 self.trajectory[(k - 1) * p..k * p].copy_from_slice(&self.phi);
             }
+            // The reverse pass starts with H at the last step's point.
+            let prepare = keep && k + 1 == inner.steps();
             if k == 0 {
-                self.pass(model, Some(theta), false)?;
+                self.pass(model, Some(theta), false, prepare)?;
                 for ((phi, &g), &t) in self.phi.iter_mut().zip(&self.grad).zip(theta) {
                     *phi = step.mul_add(g, T::Pack::splat(t));
                 }
             } else {
-                self.pass(model, None, false)?;
+                self.pass(model, None, false, prepare)?;
                 for (phi, &g) in self.phi.iter_mut().zip(&self.grad) {
                     *phi = step.mul_add(g, *phi);
                 }
@@ -224,7 +235,7 @@ impl<T: Real> LaneGroup<T> {
         model: &dyn Model<T>,
         outcomes: &mut [TaskOutcome],
     ) -> Result<(), MetaError> {
-        let losses = lane_values::<T>(self.pass(model, None, true)?);
+        let losses = lane_values::<T>(self.pass(model, None, true, false)?);
         for (o, l) in outcomes.iter_mut().zip(&losses[..self.tasks]) {
             *o = TaskOutcome { loss: l.to_f64(), cg: None };
         }
@@ -235,7 +246,8 @@ impl<T: Real> LaneGroup<T> {
     /// U^m keeping φ₁ … φ_{m−1}, `g = ∇L_q(φ_m)`, then back through the
     /// inner steps, `g ← g − α H_s(φ_k) g` for k = m−1 … 0 (φ₀ = θ, shared
     /// by the lanes), each `H_s(φ_k) g` the model's lane R-pass
-    /// ([`Model::hvp_lanes`]). The query losses go into `outcomes`; the
+    /// ([`Model::hvp_lanes`]; at k = m−1 prepared by the last inner step's
+    /// gradient pass, [`Model::hvp_lanes_prepared`]). The query losses go into `outcomes`; the
     /// meta-gradients stay for [`LaneGroup::sum_gradients`]. An error for a
     /// model with a lane gradient pass but none for `H v`, as for a failed
     /// pass: the caller runs the group one by one.
@@ -258,14 +270,17 @@ impl<T: Real> LaneGroup<T> {
             } else {
                 Weights::Lanes(&self.trajectory[(k - 1) * p..k * p])
             };
-            let (x, y) = (&split.x, &split.y);
-            model
-                .hvp_lanes(at, split.rows, x, y, &self.grad, &mut self.hv, &mut self.scratch)
-                .unwrap_or_else(|| {
-                    Err(theta_core::Error::InvalidModel(
-                        "a lane gradient pass but no lane Hessian-vector pass".into(),
-                    ))
-                })?;
+            let (rows, x, y, v, hv) = (split.rows, &split.x, &split.y, &self.grad, &mut self.hv);
+            let product = if k + 1 == inner.steps() {
+                model.hvp_lanes_prepared(at, rows, x, y, v, hv, &mut self.prepared)
+            } else {
+                model.hvp_lanes(at, rows, x, y, v, hv, &mut self.scratch).map(|r| r.map(|_| ()))
+            };
+            product.unwrap_or_else(|| {
+                Err(theta_core::Error::InvalidModel(
+                    "a lane gradient pass but no lane Hessian-vector pass".into(),
+                ))
+            })?;
             for (g, &hv) in self.grad.iter_mut().zip(&self.hv) {
                 *g = step.mul_add(hv, *g);
             }

@@ -80,12 +80,12 @@ impl Mlp {
     }
 
     /// [`theta_core::Model::lane_scratch_len`], the Hessian-vector pass's
-    /// (the larger): the outputs, `Rz` and `Rh` of every layer, two δ and
-    /// two Rδ buffers. None for softmax cross-entropy, whose tasks run one
-    /// by one.
+    /// (the larger): the outputs, the δh a prepared R-pass reads, `Rz` and
+    /// `Rh` of every layer, two δ and two Rδ buffers. None for softmax
+    /// cross-entropy, whose tasks run one by one.
     pub(crate) fn lane_scratch_len_(&self, rows: usize) -> Option<usize> {
         let (hs, delta) = self.lane_spans(rows);
-        (self.spec().loss == Loss::Mse).then_some(3 * hs + 4 * delta)
+        (self.spec().loss == Loss::Mse).then_some(4 * hs + 4 * delta)
     }
 
     /// The checks every lane pass makes: rows, the loss, the lengths of
@@ -168,7 +168,11 @@ impl Mlp {
     }
 
     /// [`theta_core::Model::loss_grad_lanes`] (MSE only: a network with
-    /// softmax cross-entropy is refused).
+    /// softmax cross-entropy is refused); with `prepare`,
+    /// [`theta_core::Model::loss_grad_prepare_hvp_lanes`]: the same bits,
+    /// and every layer's δh kept in the scratch beside its outputs, for
+    /// [`Mlp::hvp_lanes_`]'s prepared R-pass.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn loss_grad_lanes_<T: Real>(
         &self,
         theta: Weights<'_, T>,
@@ -177,6 +181,7 @@ impl Mlp {
         y: &[T::Pack],
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
+        prepare: bool,
     ) -> Result<T::Pack> {
         self.check_lanes(
             theta,
@@ -188,6 +193,7 @@ impl Mlp {
         )?;
         let (hs_len, delta_len) = self.lane_spans(rows);
         let (hs, rest) = scratch.split_at_mut(hs_len);
+        let (dhs, rest) = rest.split_at_mut(hs_len);
         let (delta_a, rest) = rest.split_at_mut(delta_len);
         let delta_b = &mut rest[..delta_len];
         let layers = self.layers();
@@ -215,16 +221,17 @@ impl Mlp {
             if l > 0 {
                 let w = part(theta, layer.weights.clone());
                 let act = layers[l - 1].dense.activation;
-                lanes::gemm_nt_times_derivative(
-                    act,
-                    input,
-                    &mut below[..rows * i],
-                    dz,
-                    w,
-                    rows,
-                    o,
-                    i,
-                );
+                let n = rows * i;
+                if prepare {
+                    // δh kept before σ' (the R-pass needs it for σ''):
+                    // the fused store's product and multiply, apart.
+                    lanes::gemm_nt(false, &mut below[..n], dz, w, rows, o, i);
+                    dhs[offset - n..offset].copy_from_slice(&below[..n]);
+                    lanes::mul_activation_derivative::<T>(act, input, &mut below[..n]);
+                } else {
+                    let below = &mut below[..n];
+                    lanes::gemm_nt_times_derivative(act, input, below, dz, w, rows, o, i);
+                }
                 std::mem::swap(&mut delta, &mut below);
             }
         }
@@ -241,6 +248,11 @@ impl Mlp {
     /// (H v)_{W_l} = h_{l−1}ᵀ Rδz_l + Rh_{l−1}ᵀ δz_l,  (H v)_{b_l} = Σ_n Rδz_l
     /// Rδh_{l−1} = Rδz_l W_lᵀ + δz_l V_lᵀ,  δh_{l−1} = δz_l W_lᵀ
     /// ```
+    ///
+    /// With `prepared`, [`theta_core::Model::hvp_lanes_prepared`]: the
+    /// forward pass and the δh below the output layer are those a
+    /// [`Mlp::loss_grad_lanes_`] with `prepare` left in the scratch at this
+    /// θ, not computed again (the same bits).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn hvp_lanes_<T: Real>(
         &self,
@@ -251,6 +263,7 @@ impl Mlp {
         v: &[T::Pack],
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
+        prepared: bool,
     ) -> Result<T::Pack> {
         let outputs = [("direction length", v.len()), ("Hessian-vector buffer length", hv.len())];
         self.check_lanes(theta, rows, x, y, &outputs, scratch.len())?;
@@ -259,6 +272,7 @@ impl Mlp {
         }
         let (hs_len, delta_len) = self.lane_spans(rows);
         let (hs, rest) = scratch.split_at_mut(hs_len);
+        let (dhs, rest) = rest.split_at_mut(hs_len);
         let (rzs, rest) = rest.split_at_mut(hs_len);
         let (rhs, rest) = rest.split_at_mut(hs_len);
         let (delta_a, rest) = rest.split_at_mut(delta_len);
@@ -266,7 +280,9 @@ impl Mlp {
         let (r_delta_a, rest) = rest.split_at_mut(delta_len);
         let r_delta_b = &mut rest[..delta_len];
         let layers = self.layers();
-        self.forward_lanes(theta, rows, x, hs);
+        if !prepared {
+            self.forward_lanes(theta, rows, x, hs);
+        }
         // Tangent forward.
         let mut offset = 0;
         for (l, layer) in layers.iter().enumerate() {
@@ -321,9 +337,13 @@ impl Mlp {
                 let w = part(theta, layer.weights.clone());
                 let v_w = Weights::Lanes(&v[layer.weights.clone()]);
                 let n = rows * i;
-                lanes::gemm_nt(false, &mut below[..n], dz, w, rows, o, i);
-                lanes::gemm_nt_sum(false, &mut r_below[..n], [(rdz, w), (dz, v_w)], rows, o, i);
                 let below_span = offset - n..offset;
+                if prepared {
+                    below[..n].copy_from_slice(&dhs[below_span.clone()]);
+                } else {
+                    lanes::gemm_nt(false, &mut below[..n], dz, w, rows, o, i);
+                }
+                lanes::gemm_nt_sum(false, &mut r_below[..n], [(rdz, w), (dz, v_w)], rows, o, i);
                 lanes::backward_tangent::<T>(
                     layers[l - 1].dense.activation,
                     &hs[below_span.clone()],

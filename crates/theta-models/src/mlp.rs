@@ -1065,7 +1065,19 @@ impl<T: Real> Model<T> for Mlp {
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch))
+        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, false))
+    }
+
+    fn loss_grad_prepare_hvp_lanes(
+        &self,
+        theta: theta_kernels::lanes::Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        grad: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, true))
     }
 
     fn hvp_lanes(
@@ -1078,7 +1090,20 @@ impl<T: Real> Model<T> for Mlp {
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch))
+        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, false))
+    }
+
+    fn hvp_lanes_prepared(
+        &self,
+        theta: theta_kernels::lanes::Weights<'_, T>,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        v: &[T::Pack],
+        hv: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<()>> {
+        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, true).map(|_| ()))
     }
 
     fn one_step_meta_gradient(

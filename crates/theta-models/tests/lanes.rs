@@ -210,6 +210,64 @@ fn every_lanes_hessian_vector_product_is_its_tasks_f64() {
     hvp_matches_the_per_task_product::<f64>(1e-12);
 }
 
+/// The prepared pair (MAML's last inner step, then its first reverse
+/// step): the gradient is `loss_grad_lanes`'s and the product `hvp_lanes`'s,
+/// bit for bit, θ shared and per lane.
+fn prepared_passes_are_the_plain_ones<T: Real>()
+where
+    Mlp: Model<T>,
+{
+    let mut rng = rng_from_seed(12);
+    for case in &CASES {
+        let mlp = case.network();
+        let model: &dyn Model<T> = &mlp;
+        let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
+        let (p, n) = (model.num_params(), lanes::<T>());
+        let thetas: Vec<Vec<T>> = (0..n).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
+        let v = to_lanes(&(0..n).map(|_| draw::<T>(&mut rng, p, 1.0)).collect::<Vec<_>>());
+        let x =
+            to_lanes(&(0..n).map(|_| draw::<T>(&mut rng, rows * d_in, 2.0)).collect::<Vec<_>>());
+        let y =
+            to_lanes(&(0..n).map(|_| draw::<T>(&mut rng, rows * d_out, 1.0)).collect::<Vec<_>>());
+        let (mut plain, mut prepared) =
+            (lane_scratch::<T>(&mlp, rows), lane_scratch::<T>(&mlp, rows));
+        let zero = T::Pack::splat(T::ZERO);
+        let bits = |v: &[T::Pack]| {
+            (0..n).flat_map(|t| lane::<T>(v, t)).map(|x| x.to_f64().to_bits()).collect::<Vec<_>>()
+        };
+        for shared in [false, true] {
+            let theta_lanes = to_lanes(&thetas);
+            let theta =
+                if shared { Weights::Shared(&thetas[0]) } else { Weights::Lanes(&theta_lanes) };
+            let (mut g, mut g_prepared) = (vec![zero; p], vec![zero; p]);
+            model.loss_grad_lanes(theta, rows, &x, &y, &mut g, &mut plain).unwrap().unwrap();
+            model
+                .loss_grad_prepare_hvp_lanes(theta, rows, &x, &y, &mut g_prepared, &mut prepared)
+                .unwrap()
+                .unwrap();
+            let what = format!("{:?} shared {shared} ({})", case.sizes, T::NAME);
+            assert_eq!(bits(&g), bits(&g_prepared), "{what}: gradient");
+            let (mut hv, mut hv_prepared) = (vec![zero; p], vec![zero; p]);
+            model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut plain).unwrap().unwrap();
+            model
+                .hvp_lanes_prepared(theta, rows, &x, &y, &v, &mut hv_prepared, &mut prepared)
+                .unwrap()
+                .unwrap();
+            assert_eq!(bits(&hv), bits(&hv_prepared), "{what}: H v");
+        }
+    }
+}
+
+#[test]
+fn prepared_passes_are_the_plain_ones_f32() {
+    prepared_passes_are_the_plain_ones::<f32>();
+}
+
+#[test]
+fn prepared_passes_are_the_plain_ones_f64() {
+    prepared_passes_are_the_plain_ones::<f64>();
+}
+
 /// `H v` against central differences of the lane gradient along v, in f64:
 /// `(∇L(θ + εv) − ∇L(θ − εv)) / 2ε`, each lane its own θ and v, on the
 /// curved networks (tanh, sigmoid) and the sinusoid's.
