@@ -19,7 +19,7 @@
 use crate::data::{Matrix, Split};
 use crate::error::Result;
 use theta_kernels::lanes::Weights;
-use theta_kernels::{Loss, Real};
+use theta_kernels::{Loss, Pack, Real};
 
 /// Which computation a scratch buffer is sized for. Each pass needs at most
 /// as much as the next.
@@ -258,6 +258,45 @@ pub trait Model<T: Real>: Send + Sync {
         scratch: &mut [T::Pack],
     ) -> Option<Result<()>> {
         self.hvp_lanes(theta, rows, x, y, v, hv, scratch).map(|r| r.map(|_| ()))
+    }
+
+    /// One gradient-descent step in every lane: `φ = θ − α ∇L(θ)` into `phi`
+    /// (P packs), θ shared or each lane's own point (never `phi` itself),
+    /// as [`Model::loss_grad_lanes`] followed by `φ_i = (−α) g_i + θ_i` in
+    /// one multiply-add (the bits of that pair), so that the inner loop
+    /// need not store each gradient and read it again (for a group, each
+    /// is P packs: 113 KB for the sinusoid network). With `prepare`, the
+    /// scratch is left as [`Model::loss_grad_prepare_hvp_lanes`] leaves
+    /// it, for `H(θ) v`. Returns each lane's loss. The default composes
+    /// the two.
+    #[allow(clippy::too_many_arguments)]
+    fn gradient_step_lanes(
+        &self,
+        theta: Weights<'_, T>,
+        alpha: T,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        phi: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+        prepare: bool,
+    ) -> Option<Result<T::Pack>> {
+        let loss = if prepare {
+            self.loss_grad_prepare_hvp_lanes(theta, rows, x, y, phi, scratch)
+        } else {
+            self.loss_grad_lanes(theta, rows, x, y, phi, scratch)
+        };
+        if let Some(Ok(_)) = loss {
+            let step = T::Pack::splat(-alpha);
+            for (i, g) in phi.iter_mut().enumerate() {
+                let at = match theta {
+                    Weights::Shared(t) => T::Pack::splat(t[i]),
+                    Weights::Lanes(t) => t[i],
+                };
+                *g = step.mul_add(*g, at);
+            }
+        }
+        loss
     }
 
     /// The Hessian-vector product `H(θ) v` of the loss for as many tasks as

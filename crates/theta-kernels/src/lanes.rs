@@ -181,6 +181,22 @@ impl<T: Real> Epilogue<T> for Accumulate {
     }
 }
 
+/// `base + step · sum` (one fused multiply-add): a gradient step's store,
+/// `φ = θ − α ∂L` with `step = −α`, the base read through its [`Access`]
+/// at the output's index (θ's or φ's values in the output's layout).
+#[derive(Clone, Copy)]
+struct Step<P, B> {
+    step: P,
+    base: B,
+}
+
+impl<T: Real, B: Access<T>> Epilogue<T> for Step<T::Pack, B> {
+    #[inline(always)]
+    fn apply(self, sum: T::Pack, _: &[T::Pack], at: usize, _: usize) -> T::Pack {
+        self.step.mul_add(sum, self.base.at(at))
+    }
+}
+
 /// `σ(sum + b_j)`, σ ReLU when `RELU`, else the identity.
 #[derive(Clone, Copy)]
 struct Bias<B, const RELU: bool>(B);
@@ -582,6 +598,30 @@ pub fn gemm_tn_sum<T: Real, const N: usize>(
     T::lane_gemm_tn(accumulate, out, &terms, (m, k, n));
 }
 
+/// `out (k × n) ← base + step · aᵀ b` in every lane, for `a` of `m × k`
+/// and `b` of `m × n`, `base` of `k × n` (shared or each lane's own): a
+/// gradient step on a weight matrix, `φ_W = θ_W − α xᵀ δ` with
+/// `step = −α`, without storing the gradient (each lane holds the bits
+/// of [`gemm_tn`] followed by the step's multiply-add).
+///
+/// # Panics
+/// If a buffer is shorter than its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_tn_step<T: Real>(
+    step: T,
+    base: Weights<'_, T>,
+    out: &mut [T::Pack],
+    a: &[T::Pack],
+    b: &[T::Pack],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
+    check::<T>(out, k * n, a, m * k, &Weights::Lanes(b), m * n);
+    assert!(base.len() >= k * n, "lane product: the step's base holds {} values", base.len());
+    T::lane_gemm_tn_step(step, base, out, &[(a, b)], (m, k, n));
+}
+
 /// `out (m × k) ← [out +] a · bᵀ` in every lane, for `a` of `m × n` and `b`
 /// of `k × n`: a backward pass's `δ Wᵀ`, W's rows read in place.
 ///
@@ -677,6 +717,15 @@ pub trait LaneProducts {
         shape: (usize, usize, usize),
     ) where
         Self: Real;
+    /// [`gemm_tn_step`]'s, for its `(m, k, n)`.
+    fn lane_gemm_tn_step(
+        step: Self,
+        base: Weights<'_, Self>,
+        out: &mut [<Self as Real>::Pack],
+        terms: &[LanePair<'_, Self>],
+        shape: (usize, usize, usize),
+    ) where
+        Self: Real;
     /// [`gemm_nt_sum`]'s, for its `(m, n, k)`.
     fn lane_gemm_nt(
         accumulate: bool,
@@ -718,6 +767,26 @@ macro_rules! impl_lane_products {
                     lane_pairs::<$t, _, true, false>(Accumulate, out, terms, ld, shape)
                 } else {
                     lane_pairs::<$t, _, true, false>(Replace, out, terms, ld, shape)
+                }
+            }
+            fn lane_gemm_tn_step(
+                step: $t,
+                base: Weights<'_, $t>,
+                out: &mut [<$t as Real>::Pack],
+                terms: &[LanePair<'_, $t>],
+                (m, k, n): (usize, usize, usize),
+            ) {
+                let (ld, shape) = ((k, n), (k, m, n));
+                let step = <$t as Real>::Pack::splat(step);
+                match base {
+                    Weights::Shared(b) => {
+                        let store = Step { step, base: Broadcast(b) };
+                        lane_pairs::<$t, _, true, false>(store, out, terms, ld, shape)
+                    }
+                    Weights::Lanes(b) => {
+                        let store = Step { step, base: Packs::<$t>(b) };
+                        lane_pairs::<$t, _, true, false>(store, out, terms, ld, shape)
+                    }
                 }
             }
             fn lane_gemm_nt(
@@ -868,6 +937,32 @@ pub fn column_sums<T: Real>(m: &[T::Pack], out: &mut [T::Pack]) {
         for (o, &x) in out.iter_mut().zip(row) {
             *o = *o + x;
         }
+    }
+}
+
+/// `out[j] ← base_j + step · Σ_i m[i][j]` in every lane: [`column_sums`]'s
+/// sums (the same order, the same bits) taken as a gradient step on a bias,
+/// `φ_b = θ_b − α Σ_n δz` with `step = −α`.
+///
+/// # Panics
+/// If `m` is not whole rows of `out.len()` columns or `base` is shorter.
+pub fn column_sums_step<T: Real>(
+    m: &[T::Pack],
+    step: T,
+    base: Weights<'_, T>,
+    out: &mut [T::Pack],
+) {
+    let cols = out.len();
+    assert!(
+        cols > 0 && m.len().is_multiple_of(cols),
+        "lane sums: {} packs are not rows of {cols}",
+        m.len()
+    );
+    assert!(base.len() >= cols, "lane sums: the step's base holds {} values", base.len());
+    let step = T::Pack::splat(step);
+    for (j, o) in out.iter_mut().enumerate() {
+        let sum = m[j..].iter().step_by(cols).fold(T::Pack::splat(T::ZERO), |s, &x| s + x);
+        *o = step.mul_add(sum, load(&base, j));
     }
 }
 

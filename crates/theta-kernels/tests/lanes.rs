@@ -419,3 +419,57 @@ fn the_r_pass_sweeps_match_the_reference() {
     r_pass_sweeps_match_the_reference::<f32>(1e-6);
     r_pass_sweeps_match_the_reference::<f64>(1e-15);
 }
+
+/// The gradient step's stores (`gemm_tn_step`, `column_sums_step`): each
+/// lane is `gemm_tn` and `column_sums` followed by `(−α) g + base` in one
+/// multiply-add, bit for bit, with the base shared and per lane, on the
+/// blocked shapes and the outer product's (one row).
+fn steps_are_the_product_then_the_step<T: Real>() {
+    let mut g = Lcg(17);
+    let step = T::from_f64(-0.01);
+    for &(m, k, n) in &[(10, 40, 40), (10, 1, 40), (10, 40, 1), (1, 5, 20), (7, 3, 17)] {
+        let (x, d) = (to_lanes(&tasks::<T>(&mut g, m * k)), to_lanes(&tasks::<T>(&mut g, m * n)));
+        let bases = tasks::<T>(&mut g, k * n);
+        let base_lanes = to_lanes(&bases);
+        let zero = T::Pack::splat(T::ZERO);
+        let mut gradient = vec![zero; k * n];
+        lanes::gemm_tn::<T>(false, &mut gradient, &x, &d, m, k, n);
+        let mut sums = vec![zero; n];
+        lanes::column_sums::<T>(&d, &mut sums);
+        for (label, base) in
+            [("shared", Weights::Shared(&bases[0])), ("per-lane", Weights::Lanes(&base_lanes))]
+        {
+            let at = |i: usize| match base {
+                Weights::Shared(b) => T::Pack::splat(b[i]),
+                Weights::Lanes(b) => b[i],
+            };
+            let what = format!("step {label} {m}×{k}×{n}");
+            let mut out = output::<T>(&vec![zero; k * n]);
+            lanes::gemm_tn_step::<T>(step, base, &mut out, &x, &d, m, k, n);
+            sentinels_intact::<T>(&what, &out, k * n);
+            let expected: Vec<T::Pack> = gradient
+                .iter()
+                .enumerate()
+                .map(|(i, &g)| T::Pack::splat(step).mul_add(g, at(i)))
+                .collect();
+            let mut bias = vec![zero; n];
+            lanes::column_sums_step::<T>(&d, step, base, &mut bias);
+            let expected_bias: Vec<T::Pack> = sums
+                .iter()
+                .enumerate()
+                .map(|(j, &s)| T::Pack::splat(step).mul_add(s, at(j)))
+                .collect();
+            for t in 0..T::Pack::LANES {
+                let lane_bits = |v: &[T::Pack]| bits(&lane::<T>(v, t));
+                assert_eq!(lane_bits(&out[..k * n]), lane_bits(&expected), "{what}: W, lane {t}");
+                assert_eq!(lane_bits(&bias), lane_bits(&expected_bias), "{what}: b, lane {t}");
+            }
+        }
+    }
+}
+
+#[test]
+fn gradient_steps_are_the_product_then_the_step() {
+    steps_are_the_product_then_the_step::<f32>();
+    steps_are_the_product_then_the_step::<f64>();
+}

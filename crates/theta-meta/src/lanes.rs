@@ -149,33 +149,6 @@ impl<T: Real> LaneGroup<T> {
         self.tasks
     }
 
-    /// A lane gradient pass at θ (shared) or every lane's φ, on the query
-    /// or the support; with `prepare`, into the `prepared` scratch, left
-    /// ready for [`Model::hvp_lanes_prepared`].
-    fn pass(
-        &mut self,
-        model: &dyn Model<T>,
-        theta: Option<&[T]>,
-        query: bool,
-        prepare: bool,
-    ) -> Result<T::Pack, MetaError> {
-        let split = if query { &self.query } else { &self.support };
-        let at = match theta {
-            Some(theta) => Weights::Shared(theta),
-            None => Weights::Lanes(&self.phi),
-        };
-        let (rows, x, y, grad) = (split.rows, &split.x, &split.y, &mut self.grad);
-        let result = if prepare {
-            if self.prepared.len() < self.scratch.len() {
-                self.prepared.resize(self.scratch.len(), T::Pack::splat(T::ZERO));
-            }
-            model.loss_grad_prepare_hvp_lanes(at, rows, x, y, grad, &mut self.prepared)
-        } else {
-            model.loss_grad_lanes(at, rows, x, y, grad, &mut self.scratch)
-        };
-        Ok(result.expect("LaneGroup::load checked that the model has lane passes")?)
-    }
-
     /// U^m in every lane: each task's φ_m from θ by `inner`'s m steps of
     /// size α on its support loss, as [`InnerSgd::run`] (φ₁ = θ − α∇L_s(θ)
     /// read from θ in place).
@@ -196,7 +169,6 @@ impl<T: Real> LaneGroup<T> {
         theta: &[T],
         keep: bool,
     ) -> Result<(), MetaError> {
-        let step = T::Pack::splat(T::from_f64(-inner.alpha()));
         if inner.steps() == 0 {
             for (phi, &t) in self.phi.iter_mut().zip(theta) {
                 *phi = T::Pack::splat(t);
@@ -207,23 +179,26 @@ impl<T: Real> LaneGroup<T> {
             let len = inner.steps().saturating_sub(1) * p;
             self.trajectory.resize(len, T::Pack::splat(T::ZERO));
         }
+        let alpha = T::from_f64(inner.alpha());
+        let s = &self.support;
+        if keep && self.prepared.len() < self.scratch.len() {
+            self.prepared.resize(self.scratch.len(), T::Pack::splat(T::ZERO));
+        }
         for k in 0..inner.steps() {
             if keep && k > 0 {
                 self.trajectory[(k - 1) * p..k * p].copy_from_slice(&self.phi);
             }
             // The reverse pass starts with H at the last step's point.
             let prepare = keep && k + 1 == inner.steps();
-            if k == 0 {
-                self.pass(model, Some(theta), false, prepare)?;
-                for ((phi, &g), &t) in self.phi.iter_mut().zip(&self.grad).zip(theta) {
-                    *phi = step.mul_add(g, T::Pack::splat(t));
-                }
-            } else {
-                self.pass(model, None, false, prepare)?;
-                for (phi, &g) in self.phi.iter_mut().zip(&self.grad) {
-                    *phi = step.mul_add(g, *phi);
-                }
-            }
+            let at = if k == 0 { Weights::Shared(theta) } else { Weights::Lanes(&self.phi) };
+            let scratch = if prepare { &mut self.prepared } else { &mut self.scratch };
+            // φ_{k+1} = φ_k − α∇L_s(φ_k) in the gradient's stores, into the
+            // other buffer, which then becomes φ.
+            let (rows, x, y) = (s.rows, &s.x, &s.y);
+            model
+                .gradient_step_lanes(at, alpha, rows, x, y, &mut self.grad, scratch, prepare)
+                .expect("LaneGroup::load checked that the model has lane passes")?;
+            std::mem::swap(&mut self.phi, &mut self.grad);
         }
         Ok(())
     }
@@ -235,7 +210,11 @@ impl<T: Real> LaneGroup<T> {
         model: &dyn Model<T>,
         outcomes: &mut [TaskOutcome],
     ) -> Result<(), MetaError> {
-        let losses = lane_values::<T>(self.pass(model, None, true, false)?);
+        let q = &self.query;
+        let at = Weights::Lanes(&self.phi);
+        let pass = model.loss_grad_lanes(at, q.rows, &q.x, &q.y, &mut self.grad, &mut self.scratch);
+        let loss = pass.expect("LaneGroup::load checked that the model has lane passes")?;
+        let losses = lane_values::<T>(loss);
         for (o, l) in outcomes.iter_mut().zip(&losses[..self.tasks]) {
             *o = TaskOutcome { loss: l.to_f64(), cg: None };
         }
@@ -247,10 +226,11 @@ impl<T: Real> LaneGroup<T> {
     /// inner steps, `g ← g − α H_s(φ_k) g` for k = m−1 … 0 (φ₀ = θ, shared
     /// by the lanes), each `H_s(φ_k) g` the model's lane R-pass
     /// ([`Model::hvp_lanes`]; at k = m−1 prepared by the last inner step's
-    /// gradient pass, [`Model::hvp_lanes_prepared`]). The query losses go into `outcomes`; the
-    /// meta-gradients stay for [`LaneGroup::sum_gradients`]. An error for a
-    /// model with a lane gradient pass but none for `H v`, as for a failed
-    /// pass: the caller runs the group one by one.
+    /// gradient pass, [`Model::hvp_lanes_prepared`]). The query losses go
+    /// into `outcomes`; the meta-gradients stay for
+    /// [`LaneGroup::sum_gradients`]. An error for a model with a lane
+    /// gradient pass but none for `H v`, as for a failed pass: the caller
+    /// runs the group one by one.
     pub fn meta_gradient(
         &mut self,
         model: &dyn Model<T>,

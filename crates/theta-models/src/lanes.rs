@@ -171,7 +171,9 @@ impl Mlp {
     /// softmax cross-entropy is refused); with `prepare`,
     /// [`theta_core::Model::loss_grad_prepare_hvp_lanes`]: the same bits,
     /// and every layer's δh kept in the scratch beside its outputs, for
-    /// [`Mlp::hvp_lanes_`]'s prepared R-pass.
+    /// [`Mlp::hvp_lanes_`]'s prepared R-pass. With `step` (−α),
+    /// [`theta_core::Model::gradient_step_lanes`]: `θ − α∇L(θ)` into `grad`
+    /// in the stores of the gradient's products, the gradient never stored.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn loss_grad_lanes_<T: Real>(
         &self,
@@ -182,6 +184,7 @@ impl Mlp {
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepare: bool,
+        step: Option<T>,
     ) -> Result<T::Pack> {
         self.check_lanes(
             theta,
@@ -216,8 +219,15 @@ impl Mlp {
             offset -= rows * o;
             let input = if l == 0 { x } else { &hs[offset - rows * i..offset] };
             let dz = &delta[..rows * o];
-            lanes::gemm_tn::<T>(false, &mut grad[layer.weights.clone()], input, dz, rows, i, o);
-            lanes::column_sums::<T>(dz, &mut grad[layer.bias.clone()]);
+            let (w_out, b_out) = (layer.weights.clone(), layer.bias.clone());
+            if let Some(step) = step {
+                let (w, b) = (part(theta, w_out.clone()), part(theta, b_out.clone()));
+                lanes::gemm_tn_step::<T>(step, w, &mut grad[w_out], input, dz, rows, i, o);
+                lanes::column_sums_step::<T>(dz, step, b, &mut grad[b_out]);
+            } else {
+                lanes::gemm_tn::<T>(false, &mut grad[w_out], input, dz, rows, i, o);
+                lanes::column_sums::<T>(dz, &mut grad[b_out]);
+            }
             if l > 0 {
                 let w = part(theta, layer.weights.clone());
                 let act = layers[l - 1].dense.activation;

@@ -1065,7 +1065,22 @@ impl<T: Real> Model<T> for Mlp {
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, false))
+        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, false, None))
+    }
+
+    fn gradient_step_lanes(
+        &self,
+        theta: theta_kernels::lanes::Weights<'_, T>,
+        alpha: T,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        phi: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+        prepare: bool,
+    ) -> Option<Result<T::Pack>> {
+        let step = Some(-alpha);
+        Some(self.loss_grad_lanes_(theta, rows, x, y, phi, scratch, prepare, step))
     }
 
     fn loss_grad_prepare_hvp_lanes(
@@ -1077,7 +1092,7 @@ impl<T: Real> Model<T> for Mlp {
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, true))
+        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, true, None))
     }
 
     fn hvp_lanes(

@@ -212,7 +212,9 @@ fn every_lanes_hessian_vector_product_is_its_tasks_f64() {
 
 /// The prepared pair (MAML's last inner step, then its first reverse
 /// step): the gradient is `loss_grad_lanes`'s and the product `hvp_lanes`'s,
-/// bit for bit, θ shared and per lane.
+/// bit for bit, θ shared and per lane; so is the fused gradient step
+/// (`gradient_step_lanes`, the gradient never stored) the gradient
+/// followed by its multiply-add, preparing or not.
 fn prepared_passes_are_the_plain_ones<T: Real>()
 where
     Mlp: Model<T>,
@@ -254,6 +256,34 @@ where
                 .unwrap()
                 .unwrap();
             assert_eq!(bits(&hv), bits(&hv_prepared), "{what}: H v");
+            // The fused gradient step: the gradient, then `(−α) g + θ`.
+            let alpha = T::from_f64(0.01);
+            let stepped: Vec<T::Pack> = g
+                .iter()
+                .enumerate()
+                .map(|(i, &g)| {
+                    let at = match theta {
+                        Weights::Shared(t) => T::Pack::splat(t[i]),
+                        Weights::Lanes(t) => t[i],
+                    };
+                    T::Pack::splat(-alpha).mul_add(g, at)
+                })
+                .collect();
+            for prepare in [false, true] {
+                let mut phi = vec![zero; p];
+                let scratch = if prepare { &mut prepared } else { &mut plain };
+                model
+                    .gradient_step_lanes(theta, alpha, rows, &x, &y, &mut phi, scratch, prepare)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(bits(&phi), bits(&stepped), "{what}: step, prepare {prepare}");
+            }
+            hv_prepared.fill(zero);
+            model
+                .hvp_lanes_prepared(theta, rows, &x, &y, &v, &mut hv_prepared, &mut prepared)
+                .unwrap()
+                .unwrap();
+            assert_eq!(bits(&hv), bits(&hv_prepared), "{what}: H v after a prepared step");
         }
     }
 }
