@@ -299,6 +299,38 @@ pub trait Model<T: Real>: Send + Sync {
         loss
     }
 
+    /// MAML's reverse step in every lane: `v − α H(θ) v` into `out`, each
+    /// lane's own direction v, as [`Model::hvp_lanes`] (or, `prepared`,
+    /// [`Model::hvp_lanes_prepared`] on its prepared scratch) followed by
+    /// `(−α) (H v)_i + v_i` in one multiply-add: the bits of that pair,
+    /// without storing `H v` to read it back. The default composes the two.
+    #[allow(clippy::too_many_arguments)]
+    fn hvp_step_lanes(
+        &self,
+        theta: Weights<'_, T>,
+        alpha: T,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        v: &[T::Pack],
+        out: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+        prepared: bool,
+    ) -> Option<Result<()>> {
+        let product = if prepared {
+            self.hvp_lanes_prepared(theta, rows, x, y, v, out, scratch)
+        } else {
+            self.hvp_lanes(theta, rows, x, y, v, out, scratch).map(|r| r.map(|_| ()))
+        };
+        if let Some(Ok(())) = product {
+            let step = T::Pack::splat(-alpha);
+            for (o, &v) in out.iter_mut().zip(v) {
+                *o = step.mul_add(*o, v);
+            }
+        }
+        product
+    }
+
     /// The Hessian-vector product `H(θ) v` of the loss for as many tasks as
     /// a pack has lanes, laid out as [`Model::loss_grad_lanes`]'s, each task
     /// with its own direction `v` (P packs, lane-major), the products into

@@ -598,28 +598,30 @@ pub fn gemm_tn_sum<T: Real, const N: usize>(
     T::lane_gemm_tn(accumulate, out, &terms, (m, k, n));
 }
 
-/// `out (k × n) ← base + step · aᵀ b` in every lane, for `a` of `m × k`
-/// and `b` of `m × n`, `base` of `k × n` (shared or each lane's own): a
-/// gradient step on a weight matrix, `φ_W = θ_W − α xᵀ δ` with
-/// `step = −α`, without storing the gradient (each lane holds the bits
-/// of [`gemm_tn`] followed by the step's multiply-add).
+/// `out (k × n) ← base + step · Σ a_sᵀ b_s` in every lane over the pairs in
+/// `terms` (each `a_s` of `m × k`, `b_s` of `m × n`), `base` of `k × n`
+/// (shared or each lane's own): a step along a weight matrix's gradient
+/// without storing the gradient, `φ_W = θ_W − α xᵀ δ` with `step = −α`
+/// (an inner step), or `g_W − α (H g)_W` (MAML's reverse step). Each lane
+/// holds the bits of [`gemm_tn_sum`] followed by the step's multiply-add.
 ///
 /// # Panics
 /// If a buffer is shorter than its shape.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_tn_step<T: Real>(
+pub fn gemm_tn_step<T: Real, const N: usize>(
     step: T,
     base: Weights<'_, T>,
     out: &mut [T::Pack],
-    a: &[T::Pack],
-    b: &[T::Pack],
+    terms: [LanePair<'_, T>; N],
     m: usize,
     k: usize,
     n: usize,
 ) {
-    check::<T>(out, k * n, a, m * k, &Weights::Lanes(b), m * n);
+    for (a, b) in terms {
+        check::<T>(out, k * n, a, m * k, &Weights::Lanes(b), m * n);
+    }
     assert!(base.len() >= k * n, "lane product: the step's base holds {} values", base.len());
-    T::lane_gemm_tn_step(step, base, out, &[(a, b)], (m, k, n));
+    T::lane_gemm_tn_step(step, base, out, &terms, (m, k, n));
 }
 
 /// `out (m × k) ← [out +] a · bᵀ` in every lane, for `a` of `m × n` and `b`

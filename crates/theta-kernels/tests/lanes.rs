@@ -445,7 +445,7 @@ fn steps_are_the_product_then_the_step<T: Real>() {
             };
             let what = format!("step {label} {m}×{k}×{n}");
             let mut out = output::<T>(&vec![zero; k * n]);
-            lanes::gemm_tn_step::<T>(step, base, &mut out, &x, &d, m, k, n);
+            lanes::gemm_tn_step::<T, 1>(step, base, &mut out, [(&x, &d)], m, k, n);
             sentinels_intact::<T>(&what, &out, k * n);
             let expected: Vec<T::Pack> = gradient
                 .iter()

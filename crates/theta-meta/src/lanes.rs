@@ -63,7 +63,8 @@ pub struct LaneGroup<T: Real> {
     grad: Vec<T::Pack>,
     /// φ₁ … φ_{m−1} of every lane, for MAML's reverse pass.
     trajectory: Vec<T::Pack>,
-    /// `H v` of every lane.
+    /// The reverse pass's other buffer: `g − α H g` goes here, then the two
+    /// are swapped.
     hv: Vec<T::Pack>,
     scratch: Vec<T::Pack>,
     /// MAML's last inner step's pass, prepared for the first reverse step
@@ -242,7 +243,7 @@ impl<T: Real> LaneGroup<T> {
         self.query_gradient(model, outcomes)?;
         let p = theta.len();
         self.hv.resize(p, T::Pack::splat(T::ZERO));
-        let step = T::Pack::splat(T::from_f64(-inner.alpha()));
+        let alpha = T::from_f64(inner.alpha());
         let split = &self.support;
         for k in (0..inner.steps()).rev() {
             let at = if k == 0 {
@@ -250,20 +251,18 @@ impl<T: Real> LaneGroup<T> {
             } else {
                 Weights::Lanes(&self.trajectory[(k - 1) * p..k * p])
             };
-            let (rows, x, y, v, hv) = (split.rows, &split.x, &split.y, &self.grad, &mut self.hv);
-            let product = if k + 1 == inner.steps() {
-                model.hvp_lanes_prepared(at, rows, x, y, v, hv, &mut self.prepared)
-            } else {
-                model.hvp_lanes(at, rows, x, y, v, hv, &mut self.scratch).map(|r| r.map(|_| ()))
-            };
-            product.unwrap_or_else(|| {
-                Err(theta_core::Error::InvalidModel(
-                    "a lane gradient pass but no lane Hessian-vector pass".into(),
-                ))
-            })?;
-            for (g, &hv) in self.grad.iter_mut().zip(&self.hv) {
-                *g = step.mul_add(hv, *g);
-            }
+            let (rows, x, y, g) = (split.rows, &split.x, &split.y, &self.grad);
+            // g − α H g into the other buffer, which then becomes g.
+            let prepared = k + 1 == inner.steps();
+            let scratch = if prepared { &mut self.prepared } else { &mut self.scratch };
+            model
+                .hvp_step_lanes(at, alpha, rows, x, y, g, &mut self.hv, scratch, prepared)
+                .unwrap_or_else(|| {
+                    Err(theta_core::Error::InvalidModel(
+                        "a lane gradient pass but no lane Hessian-vector pass".into(),
+                    ))
+                })?;
+            std::mem::swap(&mut self.grad, &mut self.hv);
         }
         Ok(())
     }

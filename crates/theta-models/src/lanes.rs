@@ -222,7 +222,7 @@ impl Mlp {
             let (w_out, b_out) = (layer.weights.clone(), layer.bias.clone());
             if let Some(step) = step {
                 let (w, b) = (part(theta, w_out.clone()), part(theta, b_out.clone()));
-                lanes::gemm_tn_step::<T>(step, w, &mut grad[w_out], input, dz, rows, i, o);
+                lanes::gemm_tn_step::<T, 1>(step, w, &mut grad[w_out], [(input, dz)], rows, i, o);
                 lanes::column_sums_step::<T>(dz, step, b, &mut grad[b_out]);
             } else {
                 lanes::gemm_tn::<T>(false, &mut grad[w_out], input, dz, rows, i, o);
@@ -262,7 +262,9 @@ impl Mlp {
     /// With `prepared`, [`theta_core::Model::hvp_lanes_prepared`]: the
     /// forward pass and the δh below the output layer are those a
     /// [`Mlp::loss_grad_lanes_`] with `prepare` left in the scratch at this
-    /// θ, not computed again (the same bits).
+    /// θ, not computed again (the same bits). With `step` (−α),
+    /// [`theta_core::Model::hvp_step_lanes`]: `v − α H v` into `hv`, in the
+    /// stores of the product's own sums.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn hvp_lanes_<T: Real>(
         &self,
@@ -274,6 +276,7 @@ impl Mlp {
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepared: bool,
+        step: Option<T>,
     ) -> Result<T::Pack> {
         let outputs = [("direction length", v.len()), ("Hessian-vector buffer length", hv.len())];
         self.check_lanes(theta, rows, x, y, &outputs, scratch.len())?;
@@ -334,15 +337,31 @@ impl Mlp {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
             offset -= rows * o;
             let (dz, rdz) = (&delta[..rows * o], &r_delta[..rows * o]);
-            let hv_w = &mut hv[layer.weights.clone()];
-            if l == 0 {
-                lanes::gemm_tn::<T>(false, hv_w, x, rdz, rows, i, o);
-            } else {
-                let below_span = offset - rows * i..offset;
-                let (input, r_input) = (&hs[below_span.clone()], &rhs[below_span]);
-                lanes::gemm_tn_sum::<T, 2>(false, hv_w, [(input, rdz), (r_input, dz)], rows, i, o);
+            let (w_span, b_span) = (layer.weights.clone(), layer.bias.clone());
+            let (v_w, v_b) =
+                (Weights::Lanes(&v[w_span.clone()]), Weights::Lanes(&v[b_span.clone()]));
+            let hv_w = &mut hv[w_span];
+            match (l, step) {
+                (0, None) => lanes::gemm_tn::<T>(false, hv_w, x, rdz, rows, i, o),
+                (0, Some(step)) => {
+                    lanes::gemm_tn_step::<T, 1>(step, v_w, hv_w, [(x, rdz)], rows, i, o)
+                }
+                (_, step) => {
+                    let below_span = offset - rows * i..offset;
+                    let (input, r_input) = (&hs[below_span.clone()], &rhs[below_span]);
+                    let terms = [(input, rdz), (r_input, dz)];
+                    match step {
+                        None => lanes::gemm_tn_sum::<T, 2>(false, hv_w, terms, rows, i, o),
+                        Some(step) => {
+                            lanes::gemm_tn_step::<T, 2>(step, v_w, hv_w, terms, rows, i, o)
+                        }
+                    }
+                }
             }
-            lanes::column_sums::<T>(rdz, &mut hv[layer.bias.clone()]);
+            match step {
+                None => lanes::column_sums::<T>(rdz, &mut hv[b_span]),
+                Some(step) => lanes::column_sums_step::<T>(rdz, step, v_b, &mut hv[b_span]),
+            }
             if l > 0 {
                 let w = part(theta, layer.weights.clone());
                 let v_w = Weights::Lanes(&v[layer.weights.clone()]);

@@ -1105,7 +1105,23 @@ impl<T: Real> Model<T> for Mlp {
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, false))
+        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, false, None))
+    }
+
+    fn hvp_step_lanes(
+        &self,
+        theta: theta_kernels::lanes::Weights<'_, T>,
+        alpha: T,
+        rows: usize,
+        x: &[T::Pack],
+        y: &[T::Pack],
+        v: &[T::Pack],
+        out: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+        prepared: bool,
+    ) -> Option<Result<()>> {
+        let step = Some(-alpha);
+        Some(self.hvp_lanes_(theta, rows, x, y, v, out, scratch, prepared, step).map(|_| ()))
     }
 
     fn hvp_lanes_prepared(
@@ -1118,7 +1134,7 @@ impl<T: Real> Model<T> for Mlp {
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<()>> {
-        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, true).map(|_| ()))
+        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, true, None).map(|_| ()))
     }
 
     fn one_step_meta_gradient(

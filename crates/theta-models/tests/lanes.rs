@@ -214,7 +214,8 @@ fn every_lanes_hessian_vector_product_is_its_tasks_f64() {
 /// step): the gradient is `loss_grad_lanes`'s and the product `hvp_lanes`'s,
 /// bit for bit, θ shared and per lane; so is the fused gradient step
 /// (`gradient_step_lanes`, the gradient never stored) the gradient
-/// followed by its multiply-add, preparing or not.
+/// followed by its multiply-add, preparing or not, and the reverse step
+/// (`hvp_step_lanes`) the product followed by its.
 fn prepared_passes_are_the_plain_ones<T: Real>()
 where
     Mlp: Model<T>,
@@ -284,6 +285,29 @@ where
                 .unwrap()
                 .unwrap();
             assert_eq!(bits(&hv), bits(&hv_prepared), "{what}: H v after a prepared step");
+            // MAML's reverse step `v − α H v` in the product's stores.
+            let reverse: Vec<T::Pack> =
+                hv.iter().zip(&v).map(|(&h, &v)| T::Pack::splat(-alpha).mul_add(h, v)).collect();
+            for prepared_scratch in [false, true] {
+                let mut out = vec![zero; p];
+                let scratch = if prepared_scratch { &mut prepared } else { &mut plain };
+                model
+                    .hvp_step_lanes(
+                        theta,
+                        alpha,
+                        rows,
+                        &x,
+                        &y,
+                        &v,
+                        &mut out,
+                        scratch,
+                        prepared_scratch,
+                    )
+                    .unwrap()
+                    .unwrap();
+                let what = format!("{what}: v − α H v, prepared {prepared_scratch}");
+                assert_eq!(bits(&out), bits(&reverse), "{what}");
+            }
         }
     }
 }
