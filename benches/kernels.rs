@@ -9,7 +9,7 @@ use faer::Mat;
 use theta_benches::peak;
 use theta_benches::plain::PlainMlp;
 use theta_core::random::{rng_from_seed, uniform};
-use theta_core::{Loss, Matrix, Model, Pass, Scratch, Split, Targets};
+use theta_core::{LaneSplit, Loss, Matrix, Model, Pass, Scratch, Split, Targets};
 use theta_models::{Init, Mlp, MlpSpec};
 
 /// One-core f32 FMA peak.
@@ -211,6 +211,7 @@ pub(crate) fn lane_passes(c: &mut Criterion) {
             .collect()
     };
     let (x, y) = (draw(rows), draw(rows));
+    let split = LaneSplit { rows, x: &x, y: &y };
     let mut grad = vec![P::splat(0.0); theta.len()];
     let mut scratch = vec![P::splat(0.0); model.lane_scratch_len(rows).unwrap()];
     let mut group = c.benchmark_group(format!("lanes_1-40-40-1_rows{rows}"));
@@ -218,14 +219,14 @@ pub(crate) fn lane_passes(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("loss_grad", lanes), |b| {
         b.iter(|| {
             let theta = Weights::Lanes(black_box(&theta));
-            model.loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch).unwrap().unwrap()
+            model.loss_grad_lanes(theta, split, &mut grad, &mut scratch).unwrap().unwrap()
         })
     });
     // θ shared by the 16 tasks (an inner loop's first step): broadcast from one copy.
     group.bench_function(BenchmarkId::new("loss_grad_shared", lanes), |b| {
         b.iter(|| {
             let theta = Weights::Shared(black_box(&thetas[0]));
-            model.loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch).unwrap().unwrap()
+            model.loss_grad_lanes(theta, split, &mut grad, &mut scratch).unwrap().unwrap()
         })
     });
     // The R-pass, each task with its own direction (MAML's reverse pass).
@@ -236,13 +237,13 @@ pub(crate) fn lane_passes(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("hvp", lanes), |b| {
         b.iter(|| {
             let theta = Weights::Lanes(black_box(&theta));
-            model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut scratch).unwrap().unwrap()
+            model.hvp_lanes(theta, split, &v, &mut hv, &mut scratch).unwrap().unwrap()
         })
     });
     group.bench_function(BenchmarkId::new("hvp_shared", lanes), |b| {
         b.iter(|| {
             let theta = Weights::Shared(black_box(&thetas[0]));
-            model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut scratch).unwrap().unwrap()
+            model.hvp_lanes(theta, split, &v, &mut hv, &mut scratch).unwrap().unwrap()
         })
     });
     group.finish();

@@ -199,7 +199,8 @@ fn lane_passes_allocate_nothing() {
     let n = allocations_during(|| {
         for theta in [Weights::Shared(&theta), Weights::Lanes(&theta_lanes)] {
             for _ in 0..3 {
-                model.loss_grad_lanes(theta, 10, &x, &y, &mut grad, &mut scratch).unwrap().unwrap();
+                let split = theta_core::LaneSplit { rows: 10, x: &x, y: &y };
+                model.loss_grad_lanes(theta, split, &mut grad, &mut scratch).unwrap().unwrap();
             }
         }
     });

@@ -21,7 +21,7 @@ pub mod task;
 
 pub use data::{Matrix, Split, Targets, Task};
 pub use error::{Error, Result, check_len};
-pub use model::{Model, Pass, Scratch};
+pub use model::{LaneSplit, Model, Pass, Scratch};
 pub use random::{Rng, rng_from_seed};
 pub use task::TaskDistribution;
 pub use theta_kernels::{Activation, Loss, Real, vector};

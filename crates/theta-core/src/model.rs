@@ -37,6 +37,21 @@ pub enum Pass {
     GaussNewton,
 }
 
+/// One split of a group of tasks side by side, as the lane passes read
+/// it: `rows` points of every task, inputs `x` (`rows × d_0` packs) and
+/// targets `y` (`rows × d_L` packs), task t in lane t of every pack
+/// ("lane-major", [`theta_kernels::lanes`]); a lane without a task holds
+/// zeros.
+#[derive(Clone, Copy)]
+pub struct LaneSplit<'a, T: Real> {
+    /// Points per task.
+    pub rows: usize,
+    /// Inputs, lane-major.
+    pub x: &'a [T::Pack],
+    /// Targets, lane-major.
+    pub y: &'a [T::Pack],
+}
+
 /// A differentiable model with a loss: everything an algorithm needs.
 ///
 /// Every method validates its arguments (θ's length, the split's widths and
@@ -199,11 +214,9 @@ pub trait Model<T: Real>: Send + Sync {
 
     /// The loss and its gradient for as many tasks as a pack has lanes
     /// ([`theta_kernels::Pack::LANES`]: 16 in f32, 8 in f64), task t in lane
-    /// t of every pack ("lane-major", [`theta_kernels::lanes`]): inputs `x`
-    /// (`rows × d_0` packs), targets `y` (`rows × d_L`), the gradient into
-    /// `grad` (P packs); `theta` is θ shared by every task or each task's
-    /// own parameters. Returns each task's loss in its lane; a lane without
-    /// a task holds zeros in `x` and `y`. Each lane's numbers are those of
+    /// t of every pack ([`LaneSplit`]), the gradient into `grad` (P packs);
+    /// `theta` is θ shared by every task or each task's own parameters.
+    /// Returns each task's loss in its lane. Each lane's numbers are those of
     /// [`Model::loss_grad`] on its task up to rounding, and never depend on
     /// the other lanes. `scratch` holds at least
     /// [`Model::lane_scratch_len`] packs.
@@ -214,13 +227,11 @@ pub trait Model<T: Real>: Send + Sync {
     fn loss_grad_lanes(
         &self,
         theta: Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        let _ = (theta, rows, x, y, grad, scratch);
+        let _ = (theta, split, grad, scratch);
         None
     }
 
@@ -232,13 +243,11 @@ pub trait Model<T: Real>: Send + Sync {
     fn loss_grad_prepare_hvp_lanes(
         &self,
         theta: Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        self.loss_grad_lanes(theta, rows, x, y, grad, scratch)
+        self.loss_grad_lanes(theta, split, grad, scratch)
     }
 
     /// `H(θ) v` in every lane, as [`Model::hvp_lanes`], at the θ and tasks
@@ -246,18 +255,15 @@ pub trait Model<T: Real>: Send + Sync {
     /// `scratch`, which must not have been used for anything else since:
     /// the same bits, without the forward pass and the gradient's δ chain.
     /// The default runs [`Model::hvp_lanes`].
-    #[allow(clippy::too_many_arguments)]
     fn hvp_lanes_prepared(
         &self,
         theta: Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         v: &[T::Pack],
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<()>> {
-        self.hvp_lanes(theta, rows, x, y, v, hv, scratch).map(|r| r.map(|_| ()))
+        self.hvp_lanes(theta, split, v, hv, scratch).map(|r| r.map(|_| ()))
     }
 
     /// One gradient-descent step in every lane: `φ = θ − α ∇L(θ)` into `phi`
@@ -269,22 +275,19 @@ pub trait Model<T: Real>: Send + Sync {
     /// scratch is left as [`Model::loss_grad_prepare_hvp_lanes`] leaves
     /// it, for `H(θ) v`. Returns each lane's loss. The default composes
     /// the two.
-    #[allow(clippy::too_many_arguments)]
     fn gradient_step_lanes(
         &self,
         theta: Weights<'_, T>,
         alpha: T,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         phi: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepare: bool,
     ) -> Option<Result<T::Pack>> {
         let loss = if prepare {
-            self.loss_grad_prepare_hvp_lanes(theta, rows, x, y, phi, scratch)
+            self.loss_grad_prepare_hvp_lanes(theta, split, phi, scratch)
         } else {
-            self.loss_grad_lanes(theta, rows, x, y, phi, scratch)
+            self.loss_grad_lanes(theta, split, phi, scratch)
         };
         if let Some(Ok(_)) = loss {
             let step = T::Pack::splat(-alpha);
@@ -304,23 +307,20 @@ pub trait Model<T: Real>: Send + Sync {
     /// [`Model::hvp_lanes_prepared`] on its prepared scratch) followed by
     /// `(−α) (H v)_i + v_i` in one multiply-add: the bits of that pair,
     /// without storing `H v` to read it back. The default composes the two.
-    #[allow(clippy::too_many_arguments)]
     fn hvp_step_lanes(
         &self,
         theta: Weights<'_, T>,
         alpha: T,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         v: &[T::Pack],
         out: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepared: bool,
     ) -> Option<Result<()>> {
         let product = if prepared {
-            self.hvp_lanes_prepared(theta, rows, x, y, v, out, scratch)
+            self.hvp_lanes_prepared(theta, split, v, out, scratch)
         } else {
-            self.hvp_lanes(theta, rows, x, y, v, out, scratch).map(|r| r.map(|_| ()))
+            self.hvp_lanes(theta, split, v, out, scratch).map(|r| r.map(|_| ()))
         };
         if let Some(Ok(())) = product {
             let step = T::Pack::splat(-alpha);
@@ -342,18 +342,15 @@ pub trait Model<T: Real>: Send + Sync {
     /// `None` (the default) when the model has no lane pass; an error for
     /// wrong lengths, non-finite parameters or directions, or a loss that
     /// is not finite in some lane.
-    #[allow(clippy::too_many_arguments)]
     fn hvp_lanes(
         &self,
         theta: Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         v: &[T::Pack],
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        let _ = (theta, rows, x, y, v, hv, scratch);
+        let _ = (theta, split, v, hv, scratch);
         None
     }
 }

@@ -13,7 +13,7 @@
 //! gives the same bits on any thread. They are the per-task computation's
 //! numbers up to rounding, not its bits.
 
-use theta_core::{Model, Real, Split, Targets, Task};
+use theta_core::{LaneSplit, Model, Real, Split, Targets, Task};
 use theta_kernels::Pack;
 use theta_kernels::lanes::{self, Weights};
 
@@ -23,15 +23,20 @@ use crate::learner::TaskOutcome;
 
 /// One split of a group's tasks, lane-major: inputs and targets.
 #[derive(Clone)]
-struct LaneSplit<T: Real> {
+struct GroupSplit<T: Real> {
     rows: usize,
     x: Vec<T::Pack>,
     y: Vec<T::Pack>,
 }
 
-impl<T: Real> LaneSplit<T> {
+impl<T: Real> GroupSplit<T> {
     fn new() -> Self {
-        LaneSplit { rows: 0, x: Vec::new(), y: Vec::new() }
+        GroupSplit { rows: 0, x: Vec::new(), y: Vec::new() }
+    }
+
+    /// The split as the lane passes read it.
+    fn view(&self) -> LaneSplit<'_, T> {
+        LaneSplit { rows: self.rows, x: &self.x, y: &self.y }
     }
 
     /// Lays out split `which` of each task side by side.
@@ -57,8 +62,8 @@ impl<T: Real> LaneSplit<T> {
 #[derive(Clone)]
 pub struct LaneGroup<T: Real> {
     tasks: usize,
-    support: LaneSplit<T>,
-    query: LaneSplit<T>,
+    support: GroupSplit<T>,
+    query: GroupSplit<T>,
     phi: Vec<T::Pack>,
     grad: Vec<T::Pack>,
     /// φ₁ … φ_{m−1} of every lane, for MAML's reverse pass.
@@ -82,8 +87,8 @@ impl<T: Real> Default for LaneGroup<T> {
     fn default() -> Self {
         LaneGroup {
             tasks: 0,
-            support: LaneSplit::new(),
-            query: LaneSplit::new(),
+            support: GroupSplit::new(),
+            query: GroupSplit::new(),
             phi: Vec::new(),
             grad: Vec::new(),
             trajectory: Vec::new(),
@@ -195,9 +200,9 @@ impl<T: Real> LaneGroup<T> {
             let scratch = if prepare { &mut self.prepared } else { &mut self.scratch };
             // φ_{k+1} = φ_k − α∇L_s(φ_k) in the gradient's stores, into the
             // other buffer, which then becomes φ.
-            let (rows, x, y) = (s.rows, &s.x, &s.y);
+            let split = s.view();
             model
-                .gradient_step_lanes(at, alpha, rows, x, y, &mut self.grad, scratch, prepare)
+                .gradient_step_lanes(at, alpha, split, &mut self.grad, scratch, prepare)
                 .expect("LaneGroup::load checked that the model has lane passes")?;
             std::mem::swap(&mut self.phi, &mut self.grad);
         }
@@ -213,7 +218,7 @@ impl<T: Real> LaneGroup<T> {
     ) -> Result<(), MetaError> {
         let q = &self.query;
         let at = Weights::Lanes(&self.phi);
-        let pass = model.loss_grad_lanes(at, q.rows, &q.x, &q.y, &mut self.grad, &mut self.scratch);
+        let pass = model.loss_grad_lanes(at, q.view(), &mut self.grad, &mut self.scratch);
         let loss = pass.expect("LaneGroup::load checked that the model has lane passes")?;
         let losses = lane_values::<T>(loss);
         for (o, l) in outcomes.iter_mut().zip(&losses[..self.tasks]) {
@@ -251,12 +256,12 @@ impl<T: Real> LaneGroup<T> {
             } else {
                 Weights::Lanes(&self.trajectory[(k - 1) * p..k * p])
             };
-            let (rows, x, y, g) = (split.rows, &split.x, &split.y, &self.grad);
+            let (support, g) = (split.view(), &self.grad);
             // g − α H g into the other buffer, which then becomes g.
             let prepared = k + 1 == inner.steps();
             let scratch = if prepared { &mut self.prepared } else { &mut self.scratch };
             model
-                .hvp_step_lanes(at, alpha, rows, x, y, g, &mut self.hv, scratch, prepared)
+                .hvp_step_lanes(at, alpha, support, g, &mut self.hv, scratch, prepared)
                 .unwrap_or_else(|| {
                     Err(theta_core::Error::InvalidModel(
                         "a lane gradient pass but no lane Hessian-vector pass".into(),

@@ -28,7 +28,7 @@
 //! finiteness scan of each task's parameters (about 0.8 µs: 113 KB from
 //! L2) are where the difference is.
 
-use theta_core::{Error, Result, check_len};
+use theta_core::{Error, LaneSplit, Result, check_len};
 use theta_kernels::lanes::{self, Store, Weights};
 use theta_kernels::{Activation, Loss, Pack, Real};
 
@@ -94,12 +94,11 @@ impl Mlp {
     fn check_lanes<T: Real>(
         &self,
         theta: Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         outputs: &[(&'static str, usize)],
         scratch: usize,
     ) -> Result<()> {
+        let LaneSplit { rows, x, y } = split;
         let sizes = &self.spec().layer_sizes;
         let (d_in, d_out) = (sizes[0], sizes[sizes.len() - 1]);
         if rows == 0 {
@@ -174,26 +173,17 @@ impl Mlp {
     /// [`Mlp::hvp_lanes_`]'s prepared R-pass. With `step` (−α),
     /// [`theta_core::Model::gradient_step_lanes`]: `θ − α∇L(θ)` into `grad`
     /// in the stores of the gradient's products, the gradient never stored.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn loss_grad_lanes_<T: Real>(
         &self,
         theta: Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepare: bool,
         step: Option<T>,
     ) -> Result<T::Pack> {
-        self.check_lanes(
-            theta,
-            rows,
-            x,
-            y,
-            &[("gradient buffer length", grad.len())],
-            scratch.len(),
-        )?;
+        let LaneSplit { rows, x, y } = split;
+        self.check_lanes(theta, split, &[("gradient buffer length", grad.len())], scratch.len())?;
         let (hs_len, delta_len) = self.lane_spans(rows);
         let (hs, rest) = scratch.split_at_mut(hs_len);
         let (dhs, rest) = rest.split_at_mut(hs_len);
@@ -265,21 +255,19 @@ impl Mlp {
     /// θ, not computed again (the same bits). With `step` (−α),
     /// [`theta_core::Model::hvp_step_lanes`]: `v − α H v` into `hv`, in the
     /// stores of the product's own sums.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn hvp_lanes_<T: Real>(
         &self,
         theta: Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: LaneSplit<'_, T>,
         v: &[T::Pack],
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepared: bool,
         step: Option<T>,
     ) -> Result<T::Pack> {
+        let LaneSplit { rows, x, y } = split;
         let outputs = [("direction length", v.len()), ("Hessian-vector buffer length", hv.len())];
-        self.check_lanes(theta, rows, x, y, &outputs, scratch.len())?;
+        self.check_lanes(theta, split, &outputs, scratch.len())?;
         if !all_finite_lanes::<T>(v) {
             return Err(Error::NonFinite("the direction v".into()));
         }

@@ -371,7 +371,6 @@ impl Mlp {
 
     /// Tangent forward pass along v: fills `Rz_l`, `Rh_l` (with
     /// [`InputProducts::Given`], from `x V_1` already in `Rz_1`).
-    #[allow(clippy::too_many_arguments)]
     fn tangent_forward<T: Real>(
         &self,
         theta: &[T],
@@ -417,7 +416,6 @@ impl Mlp {
     /// for `W_1` with [`InputProducts::Given`]), and each layer's δh_l into
     /// `cache` when given (a preparation of Hessian-vector products may
     /// want the δ chain alone). Returns the buffer that ends with δz_1.
-    #[allow(clippy::too_many_arguments)]
     fn backward<'d, T: Real>(
         &self,
         theta: &[T],
@@ -626,7 +624,6 @@ impl Mlp {
     /// or read from the cache `r.dhs` of a preparation (`cached`). With
     /// [`InputProducts::Given`] (`x V_1` in `Rz_1`), it makes neither `∂W_1`
     /// nor `R∂W_1`. Returns the buffer that ends with Rδz_1.
-    #[allow(clippy::too_many_arguments)]
     fn tangent_pass<'a, T: Real>(
         &self,
         theta: &[T],
@@ -1059,82 +1056,70 @@ impl<T: Real> Model<T> for Mlp {
     fn loss_grad_lanes(
         &self,
         theta: theta_kernels::lanes::Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: theta_core::LaneSplit<'_, T>,
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, false, None))
+        Some(self.loss_grad_lanes_(theta, split, grad, scratch, false, None))
     }
 
     fn gradient_step_lanes(
         &self,
         theta: theta_kernels::lanes::Weights<'_, T>,
         alpha: T,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: theta_core::LaneSplit<'_, T>,
         phi: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepare: bool,
     ) -> Option<Result<T::Pack>> {
         let step = Some(-alpha);
-        Some(self.loss_grad_lanes_(theta, rows, x, y, phi, scratch, prepare, step))
+        Some(self.loss_grad_lanes_(theta, split, phi, scratch, prepare, step))
     }
 
     fn loss_grad_prepare_hvp_lanes(
         &self,
         theta: theta_kernels::lanes::Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: theta_core::LaneSplit<'_, T>,
         grad: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.loss_grad_lanes_(theta, rows, x, y, grad, scratch, true, None))
+        Some(self.loss_grad_lanes_(theta, split, grad, scratch, true, None))
     }
 
     fn hvp_lanes(
         &self,
         theta: theta_kernels::lanes::Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: theta_core::LaneSplit<'_, T>,
         v: &[T::Pack],
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<T::Pack>> {
-        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, false, None))
+        Some(self.hvp_lanes_(theta, split, v, hv, scratch, false, None))
     }
 
     fn hvp_step_lanes(
         &self,
         theta: theta_kernels::lanes::Weights<'_, T>,
         alpha: T,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: theta_core::LaneSplit<'_, T>,
         v: &[T::Pack],
         out: &mut [T::Pack],
         scratch: &mut [T::Pack],
         prepared: bool,
     ) -> Option<Result<()>> {
         let step = Some(-alpha);
-        Some(self.hvp_lanes_(theta, rows, x, y, v, out, scratch, prepared, step).map(|_| ()))
+        Some(self.hvp_lanes_(theta, split, v, out, scratch, prepared, step).map(|_| ()))
     }
 
     fn hvp_lanes_prepared(
         &self,
         theta: theta_kernels::lanes::Weights<'_, T>,
-        rows: usize,
-        x: &[T::Pack],
-        y: &[T::Pack],
+        split: theta_core::LaneSplit<'_, T>,
         v: &[T::Pack],
         hv: &mut [T::Pack],
         scratch: &mut [T::Pack],
     ) -> Option<Result<()>> {
-        Some(self.hvp_lanes_(theta, rows, x, y, v, hv, scratch, true, None).map(|_| ()))
+        Some(self.hvp_lanes_(theta, split, v, hv, scratch, true, None).map(|_| ()))
     }
 
     fn one_step_meta_gradient(

@@ -7,7 +7,7 @@
 //! input is refused.
 
 use theta_core::random::{Rng, rng_from_seed, uniform};
-use theta_core::{Error, Loss, Matrix, Model, Pass, Scratch, Split, Targets};
+use theta_core::{Error, LaneSplit, Loss, Matrix, Model, Pass, Scratch, Split, Targets};
 use theta_kernels::lanes::Weights;
 use theta_kernels::{Activation, Pack, Real};
 use theta_models::{Init, Mlp, MlpSpec};
@@ -123,7 +123,7 @@ where
                 if shared { Weights::Shared(&thetas[0]) } else { Weights::Lanes(&theta_lanes) };
             let mut grad = vec![zero; p];
             let loss = model
-                .loss_grad_lanes(theta, rows, &x, &y, &mut grad, &mut scratch)
+                .loss_grad_lanes(theta, LaneSplit { rows, x: &x, y: &y }, &mut grad, &mut scratch)
                 .unwrap()
                 .unwrap();
             for t in 0..lanes::<T>() {
@@ -180,8 +180,10 @@ where
             let theta =
                 if shared { Weights::Shared(&thetas[0]) } else { Weights::Lanes(&theta_lanes) };
             let mut hv = vec![T::Pack::splat(T::ZERO); p];
-            let loss =
-                model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut scratch).unwrap().unwrap();
+            let loss = model
+                .hvp_lanes(theta, LaneSplit { rows, x: &x, y: &y }, &v, &mut hv, &mut scratch)
+                .unwrap()
+                .unwrap();
             for t in 0..n {
                 let theta_t = if shared { &thetas[0] } else { &thetas[t] };
                 let split = task_split(&xs[t], &ys[t], d_in, d_out);
@@ -243,17 +245,34 @@ where
             let theta =
                 if shared { Weights::Shared(&thetas[0]) } else { Weights::Lanes(&theta_lanes) };
             let (mut g, mut g_prepared) = (vec![zero; p], vec![zero; p]);
-            model.loss_grad_lanes(theta, rows, &x, &y, &mut g, &mut plain).unwrap().unwrap();
             model
-                .loss_grad_prepare_hvp_lanes(theta, rows, &x, &y, &mut g_prepared, &mut prepared)
+                .loss_grad_lanes(theta, LaneSplit { rows, x: &x, y: &y }, &mut g, &mut plain)
+                .unwrap()
+                .unwrap();
+            model
+                .loss_grad_prepare_hvp_lanes(
+                    theta,
+                    LaneSplit { rows, x: &x, y: &y },
+                    &mut g_prepared,
+                    &mut prepared,
+                )
                 .unwrap()
                 .unwrap();
             let what = format!("{:?} shared {shared} ({})", case.sizes, T::NAME);
             assert_eq!(bits(&g), bits(&g_prepared), "{what}: gradient");
             let (mut hv, mut hv_prepared) = (vec![zero; p], vec![zero; p]);
-            model.hvp_lanes(theta, rows, &x, &y, &v, &mut hv, &mut plain).unwrap().unwrap();
             model
-                .hvp_lanes_prepared(theta, rows, &x, &y, &v, &mut hv_prepared, &mut prepared)
+                .hvp_lanes(theta, LaneSplit { rows, x: &x, y: &y }, &v, &mut hv, &mut plain)
+                .unwrap()
+                .unwrap();
+            model
+                .hvp_lanes_prepared(
+                    theta,
+                    LaneSplit { rows, x: &x, y: &y },
+                    &v,
+                    &mut hv_prepared,
+                    &mut prepared,
+                )
                 .unwrap()
                 .unwrap();
             assert_eq!(bits(&hv), bits(&hv_prepared), "{what}: H v");
@@ -274,14 +293,27 @@ where
                 let mut phi = vec![zero; p];
                 let scratch = if prepare { &mut prepared } else { &mut plain };
                 model
-                    .gradient_step_lanes(theta, alpha, rows, &x, &y, &mut phi, scratch, prepare)
+                    .gradient_step_lanes(
+                        theta,
+                        alpha,
+                        LaneSplit { rows, x: &x, y: &y },
+                        &mut phi,
+                        scratch,
+                        prepare,
+                    )
                     .unwrap()
                     .unwrap();
                 assert_eq!(bits(&phi), bits(&stepped), "{what}: step, prepare {prepare}");
             }
             hv_prepared.fill(zero);
             model
-                .hvp_lanes_prepared(theta, rows, &x, &y, &v, &mut hv_prepared, &mut prepared)
+                .hvp_lanes_prepared(
+                    theta,
+                    LaneSplit { rows, x: &x, y: &y },
+                    &v,
+                    &mut hv_prepared,
+                    &mut prepared,
+                )
                 .unwrap()
                 .unwrap();
             assert_eq!(bits(&hv), bits(&hv_prepared), "{what}: H v after a prepared step");
@@ -295,9 +327,7 @@ where
                     .hvp_step_lanes(
                         theta,
                         alpha,
-                        rows,
-                        &x,
-                        &y,
+                        LaneSplit { rows, x: &x, y: &y },
                         &v,
                         &mut out,
                         scratch,
@@ -345,7 +375,13 @@ fn the_lane_hessian_vector_product_is_the_gradients_derivative() {
         let (theta, v) = (to_lanes(&thetas), to_lanes(&vs));
         let mut hv = vec![zero; p];
         model
-            .hvp_lanes(Weights::Lanes(&theta), rows, &x, &y, &v, &mut hv, &mut scratch)
+            .hvp_lanes(
+                Weights::Lanes(&theta),
+                LaneSplit { rows, x: &x, y: &y },
+                &v,
+                &mut hv,
+                &mut scratch,
+            )
             .unwrap()
             .unwrap();
         let eps = 1e-5;
@@ -358,7 +394,12 @@ fn the_lane_hessian_vector_product_is_the_gradients_derivative() {
             let mut grad = vec![zero; p];
             let moved = to_lanes(&moved);
             model
-                .loss_grad_lanes(Weights::Lanes(&moved), rows, &x, &y, &mut grad, &mut scratch)
+                .loss_grad_lanes(
+                    Weights::Lanes(&moved),
+                    LaneSplit { rows, x: &x, y: &y },
+                    &mut grad,
+                    &mut scratch,
+                )
                 .unwrap()
                 .unwrap();
             grad
@@ -389,9 +430,7 @@ fn a_tasks_result_does_not_depend_on_its_lane_or_its_neighbours() {
         Model::<f32>::loss_grad_lanes(
             &mlp,
             Weights::Shared(&theta),
-            10,
-            &to_lanes(xs),
-            &to_lanes(ys),
+            LaneSplit { rows: 10, x: &to_lanes(xs), y: &to_lanes(ys) },
             &mut grad,
             scratch,
         )
@@ -419,7 +458,9 @@ fn pass(
     grad: &mut [<f32 as Real>::Pack],
     scratch: &mut [<f32 as Real>::Pack],
 ) -> theta_core::Result<<f32 as Real>::Pack> {
-    model.loss_grad_lanes(theta, 4, x, y, grad, scratch).expect("an MLP has lane passes")
+    model
+        .loss_grad_lanes(theta, LaneSplit { rows: 4, x, y }, grad, scratch)
+        .expect("an MLP has lane passes")
 }
 
 /// The lane scratch of `mlp` for tasks of `rows` rows.
@@ -461,7 +502,9 @@ fn bad_input_is_refused() {
     let mut hv = vec![zero; p];
     let mut hvp = |v: &[<f32 as Real>::Pack], hv: &mut [<f32 as Real>::Pack]| {
         let theta = Weights::Shared(&theta);
-        model.hvp_lanes(theta, 4, &x, &y, v, hv, &mut scratch).expect("an MLP has lane passes")
+        model
+            .hvp_lanes(theta, LaneSplit { rows: 4, x: &x, y: &y }, v, hv, &mut scratch)
+            .expect("an MLP has lane passes")
     };
     let err = hvp(&v[1..], &mut hv);
     assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
