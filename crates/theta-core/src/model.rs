@@ -19,7 +19,7 @@
 use crate::data::{Matrix, Split};
 use crate::error::Result;
 use theta_kernels::lanes::Weights;
-use theta_kernels::{Loss, Pack, Real};
+use theta_kernels::{Loss, Real};
 
 /// Which computation a scratch buffer is sized for. Each pass needs at most
 /// as much as the next.
@@ -290,14 +290,7 @@ pub trait Model<T: Real>: Send + Sync {
             self.loss_grad_lanes(theta, split, phi, scratch)
         };
         if let Some(Ok(_)) = loss {
-            let step = T::Pack::splat(-alpha);
-            for (i, g) in phi.iter_mut().enumerate() {
-                let at = match theta {
-                    Weights::Shared(t) => T::Pack::splat(t[i]),
-                    Weights::Lanes(t) => t[i],
-                };
-                *g = step.mul_add(*g, at);
-            }
+            theta_kernels::lanes::step_from(-alpha, theta, phi);
         }
         loss
     }
@@ -323,10 +316,7 @@ pub trait Model<T: Real>: Send + Sync {
             self.hvp_lanes(theta, split, v, out, scratch).map(|r| r.map(|_| ()))
         };
         if let Some(Ok(())) = product {
-            let step = T::Pack::splat(-alpha);
-            for (o, &v) in out.iter_mut().zip(v) {
-                *o = step.mul_add(*o, v);
-            }
+            theta_kernels::lanes::step_from(-alpha, Weights::Lanes(v), out);
         }
         product
     }

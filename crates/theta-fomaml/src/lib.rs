@@ -8,7 +8,7 @@
 
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
 use theta_meta::{
-    InnerSgd, LaneGroup, MetaError, MetaLearner, TaskOutcome, at_least_one, sum_one_by_one,
+    InnerSgd, LaneGroup, MetaError, MetaLearner, TaskOutcome, at_least_one, sum_one_by_one_in,
 };
 
 /// First-order MAML's hyper-parameters.
@@ -112,11 +112,7 @@ impl<T: Real> MetaLearner<T> for Fomaml<T> {
                 return Ok(());
             }
         }
-        let mut work = std::mem::take(&mut self.group_work);
-        work.resize(model.num_params(), T::ZERO);
-        let result = sum_one_by_one(self, model, theta, tasks, sum, outcomes, &mut work);
-        self.group_work = work;
-        result
+        sum_one_by_one_in(self, |l| &mut l.group_work, model, theta, tasks, sum, outcomes)
     }
 
     /// U(θ): the m inner SGD steps.

@@ -942,6 +942,21 @@ pub fn column_sums<T: Real>(m: &[T::Pack], out: &mut [T::Pack]) {
     }
 }
 
+/// `out_i ← base_i + step · out_i` in every lane, one multiply-add each,
+/// the base shared or each lane's own: a step along a vector already in
+/// `out` (a gradient, `H v`), with the bits of the fused stores
+/// ([`gemm_tn_step`], [`column_sums_step`]) that take it without storing it.
+///
+/// # Panics
+/// If `base` is shorter than `out`.
+pub fn step_from<T: Real>(step: T, base: Weights<'_, T>, out: &mut [T::Pack]) {
+    assert!(base.len() >= out.len(), "lane step: the base holds {} values", base.len());
+    let step = T::Pack::splat(step);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = step.mul_add(*o, load(&base, i));
+    }
+}
+
 /// `out[j] ← base_j + step · Σ_i m[i][j]` in every lane: [`column_sums`]'s
 /// sums (the same order, the same bits) taken as a gradient step on a bias,
 /// `φ_b = θ_b − α Σ_n δz` with `step = −α`.

@@ -420,10 +420,11 @@ fn the_r_pass_sweeps_match_the_reference() {
     r_pass_sweeps_match_the_reference::<f64>(1e-15);
 }
 
-/// The gradient step's stores (`gemm_tn_step`, `column_sums_step`): each
-/// lane is `gemm_tn` and `column_sums` followed by `(−α) g + base` in one
-/// multiply-add, bit for bit, with the base shared and per lane, on the
-/// blocked shapes and the outer product's (one row).
+/// The gradient step's stores (`gemm_tn_step`, `column_sums_step`) and the
+/// step on a stored gradient (`step_from`): each lane is `gemm_tn` and
+/// `column_sums` followed by `(−α) g + base` in one multiply-add, bit for
+/// bit, with the base shared and per lane, on the blocked shapes and the
+/// outer product's (one row).
 fn steps_are_the_product_then_the_step<T: Real>() {
     let mut g = Lcg(17);
     let step = T::from_f64(-0.01);
@@ -459,10 +460,18 @@ fn steps_are_the_product_then_the_step<T: Real>() {
                 .enumerate()
                 .map(|(j, &s)| T::Pack::splat(step).mul_add(s, at(j)))
                 .collect();
+            // The step on a stored gradient (the passes' defaults).
+            let mut stepped = gradient.clone();
+            lanes::step_from::<T>(step, base, &mut stepped);
             for t in 0..T::Pack::LANES {
                 let lane_bits = |v: &[T::Pack]| bits(&lane::<T>(v, t));
                 assert_eq!(lane_bits(&out[..k * n]), lane_bits(&expected), "{what}: W, lane {t}");
                 assert_eq!(lane_bits(&bias), lane_bits(&expected_bias), "{what}: b, lane {t}");
+                assert_eq!(
+                    lane_bits(&stepped),
+                    lane_bits(&expected),
+                    "{what}: step_from, lane {t}"
+                );
             }
         }
     }

@@ -68,9 +68,9 @@ pub struct LaneGroup<T: Real> {
     grad: Vec<T::Pack>,
     /// φ₁ … φ_{m−1} of every lane, for MAML's reverse pass.
     trajectory: Vec<T::Pack>,
-    /// The reverse pass's other buffer: `g − α H g` goes here, then the two
+    /// The reverse pass's next g: `g − α H g` goes here, then it and `grad`
     /// are swapped.
-    hv: Vec<T::Pack>,
+    g_next: Vec<T::Pack>,
     scratch: Vec<T::Pack>,
     /// MAML's last inner step's pass, prepared for the first reverse step
     /// while the query pass runs in `scratch`.
@@ -92,7 +92,7 @@ impl<T: Real> Default for LaneGroup<T> {
             phi: Vec::new(),
             grad: Vec::new(),
             trajectory: Vec::new(),
-            hv: Vec::new(),
+            g_next: Vec::new(),
             scratch: Vec::new(),
             prepared: Vec::new(),
         }
@@ -247,7 +247,7 @@ impl<T: Real> LaneGroup<T> {
         self.adapt_keeping(model, inner, theta, true)?;
         self.query_gradient(model, outcomes)?;
         let p = theta.len();
-        self.hv.resize(p, T::Pack::splat(T::ZERO));
+        self.g_next.resize(p, T::Pack::splat(T::ZERO));
         let alpha = T::from_f64(inner.alpha());
         let split = &self.support;
         for k in (0..inner.steps()).rev() {
@@ -261,13 +261,13 @@ impl<T: Real> LaneGroup<T> {
             let prepared = k + 1 == inner.steps();
             let scratch = if prepared { &mut self.prepared } else { &mut self.scratch };
             model
-                .hvp_step_lanes(at, alpha, support, g, &mut self.hv, scratch, prepared)
+                .hvp_step_lanes(at, alpha, support, g, &mut self.g_next, scratch, prepared)
                 .unwrap_or_else(|| {
                     Err(theta_core::Error::InvalidModel(
                         "a lane gradient pass but no lane Hessian-vector pass".into(),
                     ))
                 })?;
-            std::mem::swap(&mut self.grad, &mut self.hv);
+            std::mem::swap(&mut self.grad, &mut self.g_next);
         }
         Ok(())
     }

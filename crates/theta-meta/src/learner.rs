@@ -201,6 +201,25 @@ pub fn sum_one_by_one<T: Real, L: MetaLearner<T> + ?Sized>(
     Ok(())
 }
 
+/// [`sum_one_by_one`] with its work buffer kept in the learner (`work`
+/// picks it): taken out for the call, sized to P, and put back, so that a
+/// learner's fallback allocates only the first time.
+pub fn sum_one_by_one_in<T: Real, L: MetaLearner<T> + ?Sized>(
+    learner: &mut L,
+    work: impl Fn(&mut L) -> &mut Vec<T>,
+    model: &dyn Model<T>,
+    theta: &[T],
+    tasks: &[Task<T>],
+    sum: &mut [T],
+    outcomes: &mut [TaskOutcome],
+) -> Result<(), MetaError> {
+    let mut buffer = std::mem::take(work(learner));
+    buffer.resize(model.num_params(), T::ZERO);
+    let result = sum_one_by_one(learner, model, theta, tasks, sum, outcomes, &mut buffer);
+    *work(learner) = buffer;
+    result
+}
+
 /// The batch mean of per-task gradients, fed task by task or group by
 /// group ([`BatchMean::add_group`]) in task order, so that the bits do not
 /// depend on which thread computed which task; [`BatchMean::finish`]

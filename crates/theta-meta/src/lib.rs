@@ -26,6 +26,7 @@ pub use eval::{Adaptation, EvalPoint, Evaluation, Stat};
 pub use inner::InnerSgd;
 pub use lanes::LaneGroup;
 pub use learner::{
-    BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, mean_of_task_gradients, sum_one_by_one,
+    BatchMean, CgStats, MetaLearner, StepStats, TaskOutcome, mean_of_task_gradients,
+    sum_one_by_one, sum_one_by_one_in,
 };
 pub use train::{Observer, StepReport, TrainState, Trainer};

@@ -39,6 +39,11 @@ fn lane<T: Real>(x: &[T::Pack], t: usize) -> Vec<T> {
         .collect()
 }
 
+/// One vector of `len` values per lane, each uniform in ±`scale`.
+fn per_lane<T: Real>(rng: &mut Rng, len: usize, scale: f64) -> Vec<Vec<T>> {
+    (0..lanes::<T>()).map(|_| draw(rng, len, scale)).collect()
+}
+
 fn draw<T: Real>(rng: &mut Rng, n: usize, scale: f64) -> Vec<T> {
     (0..n).map(|_| T::from_f64(uniform(rng, -scale, scale))).collect()
 }
@@ -110,9 +115,8 @@ where
         let p = model.num_params();
         let thetas: Vec<Vec<T>> =
             (0..lanes::<T>()).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
-        let xs: Vec<Vec<T>> = (0..lanes::<T>()).map(|_| draw(&mut rng, rows * d_in, 2.0)).collect();
-        let ys: Vec<Vec<T>> =
-            (0..lanes::<T>()).map(|_| draw(&mut rng, rows * d_out, 1.0)).collect();
+        let xs: Vec<Vec<T>> = per_lane(&mut rng, rows * d_in, 2.0);
+        let ys: Vec<Vec<T>> = per_lane(&mut rng, rows * d_out, 1.0);
         let (x, y) = (to_lanes(&xs), to_lanes(&ys));
         let mut scratch = lane_scratch::<T>(&mlp, rows);
         let mut per_task = Scratch::for_model(model, Pass::Gradient, rows);
@@ -169,9 +173,9 @@ where
         let p = model.num_params();
         let n = lanes::<T>();
         let thetas: Vec<Vec<T>> = (0..n).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
-        let vs: Vec<Vec<T>> = (0..n).map(|_| draw(&mut rng, p, 1.0)).collect();
-        let xs: Vec<Vec<T>> = (0..n).map(|_| draw(&mut rng, rows * d_in, 2.0)).collect();
-        let ys: Vec<Vec<T>> = (0..n).map(|_| draw(&mut rng, rows * d_out, 1.0)).collect();
+        let vs: Vec<Vec<T>> = per_lane(&mut rng, p, 1.0);
+        let xs: Vec<Vec<T>> = per_lane(&mut rng, rows * d_in, 2.0);
+        let ys: Vec<Vec<T>> = per_lane(&mut rng, rows * d_out, 1.0);
         let (x, y, v) = (to_lanes(&xs), to_lanes(&ys), to_lanes(&vs));
         let mut scratch = lane_scratch::<T>(&mlp, rows);
         let mut per_task = Scratch::for_model(model, Pass::HessianVector, rows);
@@ -229,11 +233,9 @@ where
         let (d_in, d_out, rows) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
         let (p, n) = (model.num_params(), lanes::<T>());
         let thetas: Vec<Vec<T>> = (0..n).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
-        let v = to_lanes(&(0..n).map(|_| draw::<T>(&mut rng, p, 1.0)).collect::<Vec<_>>());
-        let x =
-            to_lanes(&(0..n).map(|_| draw::<T>(&mut rng, rows * d_in, 2.0)).collect::<Vec<_>>());
-        let y =
-            to_lanes(&(0..n).map(|_| draw::<T>(&mut rng, rows * d_out, 1.0)).collect::<Vec<_>>());
+        let v = to_lanes(&per_lane::<T>(&mut rng, p, 1.0));
+        let x = to_lanes(&per_lane::<T>(&mut rng, rows * d_in, 2.0));
+        let y = to_lanes(&per_lane::<T>(&mut rng, rows * d_out, 1.0));
         let (mut plain, mut prepared) =
             (lane_scratch::<T>(&mlp, rows), lane_scratch::<T>(&mlp, rows));
         let zero = T::Pack::splat(T::ZERO);
@@ -365,11 +367,9 @@ fn the_lane_hessian_vector_product_is_the_gradients_derivative() {
         let (p, n) = (model.num_params(), lanes::<f64>());
         let thetas: Vec<Vec<f64>> =
             (0..n).map(|_| mlp.init(Init::UniformFanIn, &mut rng)).collect();
-        let vs: Vec<Vec<f64>> = (0..n).map(|_| draw(&mut rng, p, 1.0)).collect();
-        let x =
-            to_lanes(&(0..n).map(|_| draw::<f64>(&mut rng, rows * d_in, 2.0)).collect::<Vec<_>>());
-        let y =
-            to_lanes(&(0..n).map(|_| draw::<f64>(&mut rng, rows * d_out, 1.0)).collect::<Vec<_>>());
+        let vs: Vec<Vec<f64>> = per_lane(&mut rng, p, 1.0);
+        let x = to_lanes(&per_lane::<f64>(&mut rng, rows * d_in, 2.0));
+        let y = to_lanes(&per_lane::<f64>(&mut rng, rows * d_out, 1.0));
         let mut scratch = lane_scratch::<f64>(&mlp, rows);
         let zero = <f64 as Real>::Pack::splat(0.0);
         let (theta, v) = (to_lanes(&thetas), to_lanes(&vs));
@@ -421,8 +421,8 @@ fn a_tasks_result_does_not_depend_on_its_lane_or_its_neighbours() {
     let mut rng = rng_from_seed(9);
     let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng);
     let n = lanes::<f32>();
-    let xs: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, 10, 5.0)).collect();
-    let ys: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, 10, 5.0)).collect();
+    let xs: Vec<Vec<f32>> = per_lane(&mut rng, 10, 5.0);
+    let ys: Vec<Vec<f32>> = per_lane(&mut rng, 10, 5.0);
     let mut scratch = lane_scratch::<f32>(&mlp, 10);
     let zero = <f32 as Real>::Pack::splat(0.0);
     let run = |xs: &[Vec<f32>], ys: &[Vec<f32>], scratch: &mut _| {

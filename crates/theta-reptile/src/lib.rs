@@ -26,7 +26,7 @@
 use theta_core::vector::axpy;
 use theta_core::{Model, Pass, Real, Scratch, Split, Task};
 use theta_meta::{
-    InnerSgd, LaneGroup, MetaError, MetaLearner, TaskOutcome, at_least_one, sum_one_by_one,
+    InnerSgd, LaneGroup, MetaError, MetaLearner, TaskOutcome, at_least_one, sum_one_by_one_in,
 };
 use theta_optim::{Adam, AdamState, Optimizer};
 
@@ -205,11 +205,7 @@ impl<T: Real> MetaLearner<T> for Reptile<T> {
                 return Ok(());
             }
         }
-        let mut work = std::mem::take(&mut self.group_work);
-        work.resize(model.num_params(), T::ZERO);
-        let result = sum_one_by_one(self, model, theta, tasks, sum, outcomes, &mut work);
-        self.group_work = work;
-        result
+        sum_one_by_one_in(self, |l| &mut l.group_work, model, theta, tasks, sum, outcomes)
     }
 
     /// U(θ): the k inner steps.
