@@ -321,6 +321,44 @@ pub trait Model<T: Real>: Send + Sync {
         product
     }
 
+    /// Packs of scratch that [`Model::one_step_meta_gradient_lanes`] needs
+    /// for tasks of `support_rows` and `query_rows` points; `None` (the
+    /// default) when the model has no such pass for them, and MAML composes
+    /// the lane passes.
+    fn one_step_lane_scratch_len(&self, support_rows: usize, query_rows: usize) -> Option<usize> {
+        let _ = (support_rows, query_rows);
+        None
+    }
+
+    /// MAML's meta-gradient through one inner step in every lane, as one
+    /// pass: with `φ = θ − α∇L_s(θ)` (θ shared by the lanes, α = `alpha`),
+    /// `(I − αH_s(θ)) ∇L_q(φ)` into `out` (P packs), each lane's task's
+    /// `support` and `query` laid out as [`Model::loss_grad_lanes`]'s;
+    /// returns each lane's query loss `L_q(φ)`. The numbers of the composed
+    /// lane passes ([`Model::gradient_step_lanes`], [`Model::loss_grad_lanes`],
+    /// [`Model::hvp_step_lanes`]) up to rounding; a model offers it where it
+    /// need not form all of φ (see `Mlp`). `scratch` holds at least
+    /// [`Model::one_step_lane_scratch_len`] packs.
+    ///
+    /// `None` (the default) when the model has no such pass; an error for
+    /// wrong lengths, non-finite θ, or a loss that is not finite in some
+    /// lane. The meta-gradient itself is not checked: a caller sums the
+    /// lanes ([`theta_kernels::Pack::tree_sums`]) and checks the sum, which
+    /// a lane's NaN or infinity makes non-finite.
+    #[allow(clippy::too_many_arguments)]
+    fn one_step_meta_gradient_lanes(
+        &self,
+        theta: &[T],
+        alpha: T,
+        support: LaneSplit<'_, T>,
+        query: LaneSplit<'_, T>,
+        out: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        let _ = (theta, alpha, support, query, out, scratch);
+        None
+    }
+
     /// The Hessian-vector product `H(θ) v` of the loss for as many tasks as
     /// a pack has lanes, laid out as [`Model::loss_grad_lanes`]'s, each task
     /// with its own direction `v` (P packs, lane-major), the products into

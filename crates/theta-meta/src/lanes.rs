@@ -220,11 +220,16 @@ impl<T: Real> LaneGroup<T> {
         let at = Weights::Lanes(&self.phi);
         let pass = model.loss_grad_lanes(at, q.view(), &mut self.grad, &mut self.scratch);
         let loss = pass.expect("LaneGroup::load checked that the model has lane passes")?;
+        self.record_losses(loss, outcomes);
+        Ok(())
+    }
+
+    /// Each task's loss, from its lane, into `outcomes`.
+    fn record_losses(&self, loss: T::Pack, outcomes: &mut [TaskOutcome]) {
         let losses = lane_values::<T>(loss);
         for (o, l) in outcomes.iter_mut().zip(&losses[..self.tasks]) {
             *o = TaskOutcome { loss: l.to_f64(), cg: None };
         }
-        Ok(())
     }
 
     /// MAML's exact meta-gradient in every lane, as the per-task MAML:
@@ -234,7 +239,10 @@ impl<T: Real> LaneGroup<T> {
     /// ([`Model::hvp_lanes`]; at k = m−1 prepared by the last inner step's
     /// gradient pass, [`Model::hvp_lanes_prepared`]). The query losses go
     /// into `outcomes`; the meta-gradients stay for
-    /// [`LaneGroup::sum_gradients`]. An error for a model with a lane
+    /// [`LaneGroup::sum_gradients`]. With one inner step, the model's fused
+    /// pass ([`Model::one_step_meta_gradient_lanes`]) where it offers one
+    /// for these rows: the same numbers up to rounding, which does not
+    /// scan its lanes' meta-gradients (check the group's sum). An error for a model with a lane
     /// gradient pass but none for `H v`, as for a failed pass: the caller
     /// runs the group one by one.
     pub fn meta_gradient(
@@ -244,6 +252,28 @@ impl<T: Real> LaneGroup<T> {
         theta: &[T],
         outcomes: &mut [TaskOutcome],
     ) -> Result<(), MetaError> {
+        if inner.steps() == 1 {
+            let (rs, rq) = (self.support.rows, self.query.rows);
+            if let Some(len) = model.one_step_lane_scratch_len(rs, rq) {
+                // The model's fused pass: `prepared` is its scratch.
+                if self.prepared.len() < len {
+                    self.prepared.resize(len, T::Pack::splat(T::ZERO));
+                }
+                let alpha = T::from_f64(inner.alpha());
+                let (s, q) = (self.support.view(), self.query.view());
+                let pass = model.one_step_meta_gradient_lanes(
+                    theta,
+                    alpha,
+                    s,
+                    q,
+                    &mut self.grad,
+                    &mut self.prepared,
+                );
+                let loss = pass.expect("the model offered the pass")?;
+                self.record_losses(loss, outcomes);
+                return Ok(());
+            }
+        }
         self.adapt_keeping(model, inner, theta, true)?;
         self.query_gradient(model, outcomes)?;
         let p = theta.len();

@@ -1111,6 +1111,23 @@ impl<T: Real> Model<T> for Mlp {
         Some(self.hvp_lanes_(theta, split, v, out, scratch, prepared, step).map(|_| ()))
     }
 
+    fn one_step_lane_scratch_len(&self, support_rows: usize, query_rows: usize) -> Option<usize> {
+        self.one_step_lane_scratch_len_::<T>(support_rows, query_rows)
+    }
+
+    fn one_step_meta_gradient_lanes(
+        &self,
+        theta: &[T],
+        alpha: T,
+        support: theta_core::LaneSplit<'_, T>,
+        query: theta_core::LaneSplit<'_, T>,
+        out: &mut [T::Pack],
+        scratch: &mut [T::Pack],
+    ) -> Option<Result<T::Pack>> {
+        self.one_step_lane_scratch_len_::<T>(support.rows, query.rows)?;
+        Some(self.one_step_meta_gradient_lanes_(theta, alpha, support, query, out, scratch))
+    }
+
     fn hvp_lanes_prepared(
         &self,
         theta: theta_kernels::lanes::Weights<'_, T>,

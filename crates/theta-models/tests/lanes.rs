@@ -524,3 +524,113 @@ fn bad_input_is_refused() {
     let err = pass(classifier, Weights::Shared(&theta), &x, &y3, &mut grad, &mut scratch);
     assert!(matches!(err, Err(Error::InvalidParameter { name: "loss", .. })), "{err:?}");
 }
+
+/// MAML's fused one-step lane pass (`one_step_meta_gradient_lanes`, which
+/// never forms a low-rank layer's part of φ) against the composed lane
+/// passes it replaces: the inner step, the query gradient at φ, the
+/// reverse step `g − α H_s(θ) g`, per lane within rounding, and the same
+/// query losses; offered exactly where some layer is low-rank on the
+/// support rows (here the first, a middle one, or none).
+fn fused_one_step_is_the_composed_passes<T: Real>(tolerance: f64)
+where
+    Mlp: Model<T>,
+{
+    let mut rng = rng_from_seed(31);
+    let extra = [
+        Case {
+            sizes: &[20, 16, 1],
+            hidden: Activation::Relu,
+            output: Activation::Identity,
+            rows: 3,
+        },
+        Case {
+            sizes: &[3, 30, 30, 2],
+            hidden: Activation::Tanh,
+            output: Activation::Sigmoid,
+            rows: 4,
+        },
+        Case {
+            sizes: &[2, 24, 24, 24, 1],
+            hidden: Activation::Sigmoid,
+            output: Activation::Identity,
+            rows: 5,
+        },
+    ];
+    let mut fused_cases = 0;
+    for case in CASES.iter().chain(&extra) {
+        let mlp = case.network();
+        let model: &dyn Model<T> = &mlp;
+        let (d_in, d_out, rs) = (case.sizes[0], case.sizes[case.sizes.len() - 1], case.rows);
+        let rq = rs + 3;
+        let low_rank = case.sizes.windows(2).any(|w| rs * (w[0] + w[1]) < w[0] * w[1]);
+        let Some(len) = model.one_step_lane_scratch_len(rs, rq) else {
+            assert!(!low_rank, "{:?}: a low-rank layer and no fused pass", case.sizes);
+            continue;
+        };
+        assert!(low_rank, "{:?}: a fused pass without a low-rank layer", case.sizes);
+        fused_cases += 1;
+        let (p, n) = (model.num_params(), lanes::<T>());
+        let theta: Vec<T> = mlp.init(Init::UniformFanIn, &mut rng);
+        let xs = to_lanes(&per_lane::<T>(&mut rng, rs * d_in, 2.0));
+        let ys = to_lanes(&per_lane::<T>(&mut rng, rs * d_out, 1.0));
+        let xq = to_lanes(&per_lane::<T>(&mut rng, rq * d_in, 2.0));
+        let yq = to_lanes(&per_lane::<T>(&mut rng, rq * d_out, 1.0));
+        let (support, query) =
+            (LaneSplit { rows: rs, x: &xs, y: &ys }, LaneSplit { rows: rq, x: &xq, y: &yq });
+        let zero = T::Pack::splat(T::ZERO);
+        let alpha = T::from_f64(0.1);
+        // The composed passes, as LaneGroup runs them for one inner step.
+        let mut scratch = lane_scratch::<T>(&mlp, rs.max(rq));
+        let (mut phi, mut g, mut expected) = (vec![zero; p], vec![zero; p], vec![zero; p]);
+        let shared = Weights::Shared(&theta);
+        model
+            .gradient_step_lanes(shared, alpha, support, &mut phi, &mut scratch, false)
+            .unwrap()
+            .unwrap();
+        let loss = model
+            .loss_grad_lanes(Weights::Lanes(&phi), query, &mut g, &mut scratch)
+            .unwrap()
+            .unwrap();
+        model
+            .hvp_step_lanes(shared, alpha, support, &g, &mut expected, &mut scratch, false)
+            .unwrap()
+            .unwrap();
+        let mut fused_scratch = vec![zero; len];
+        let mut out = vec![zero; p];
+        let fused = model
+            .one_step_meta_gradient_lanes(
+                &theta,
+                alpha,
+                support,
+                query,
+                &mut out,
+                &mut fused_scratch,
+            )
+            .expect("offered")
+            .unwrap();
+        let what = format!("{:?} ({})", case.sizes, T::NAME);
+        for t in 0..n {
+            let (a, b) = (lane::<T>(&out, t), lane::<T>(&expected, t));
+            let err = relative(&a, &b);
+            assert!(err < tolerance, "{what}: lane {t}'s meta-gradient off by {err:e}");
+        }
+        let err = relative(&lane_all::<T>(&[fused]), &lane_all::<T>(&[loss]));
+        assert!(err < tolerance, "{what}: query losses off by {err:e}");
+    }
+    assert_eq!(fused_cases, 6, "the cases with a low-rank layer");
+}
+
+/// Every lane of the packs, lane by lane.
+fn lane_all<T: Real>(x: &[T::Pack]) -> Vec<T> {
+    (0..lanes::<T>()).flat_map(|t| lane::<T>(x, t)).collect()
+}
+
+#[test]
+fn fused_one_step_is_the_composed_passes_f32() {
+    fused_one_step_is_the_composed_passes::<f32>(1e-4);
+}
+
+#[test]
+fn fused_one_step_is_the_composed_passes_f64() {
+    fused_one_step_is_the_composed_passes::<f64>(1e-12);
+}
