@@ -35,9 +35,10 @@
 //! takes four products with them. But both have rank at most the rows of
 //! a split (`φ_W = W − α h_sᵀ δz_s`, `V = h_qᵀ δz_q`), so each of those
 //! products is one with θ's W, broadcast from L1, and two with 10 × 10
-//! Gram matrices. On the sinusoid workload (2026-12-06, Xeon with
-//! AVX-512, in-process runs alternated with the composed passes, three
-//! each): 7,165–7,217 meta-steps/s against 6,473–6,507, 1.10–1.11×.
+//! Gram matrices. On the sinusoid workload (2026-12-06, an AMD EPYC Zen 4
+//! with AVX-512 on 256-bit units, in-process runs alternated with the
+//! composed passes, three each): 7,165–7,217 meta-steps/s against
+//! 6,473–6,507, 1.10–1.11×.
 
 use theta_core::{Error, LaneSplit, Result, check_len};
 use theta_kernels::lanes::{self, Store, Weights};
