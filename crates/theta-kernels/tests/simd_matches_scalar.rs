@@ -322,3 +322,23 @@ fn adam_flushes_subnormal_moments_f32() {
 fn adam_flushes_subnormal_moments_f64() {
     adam_flushes_subnormal_moments::<f64>();
 }
+
+/// `sin_in_place` at every length from 0 to 25 (whole packs of eight, a
+/// tail, both): each value is what one pack's sine gives it, whatever its
+/// place (the bits task sampling has always drawn), and within this
+/// file's ulp bound of the standard library's on the sinusoid's inputs
+/// (|x| < 9).
+#[test]
+fn sine_in_place_is_each_values_pack_sine() {
+    let mut rng = Lcg(7);
+    for n in 0..=25 {
+        let xs: Vec<f64> = rng.vec(n, 9.0);
+        let mut got = xs.clone();
+        sin_in_place(&mut got);
+        for (&x, &s) in xs.iter().zip(&got) {
+            let alone = wide::f64x8::splat(x).sin_cos().0.to_array()[0];
+            assert_eq!(s.to_bits(), alone.to_bits(), "sin({x}) at length {n}");
+        }
+        assert_ulps("sin_in_place", &got, &xs.iter().map(|x| x.sin()).collect::<Vec<_>>());
+    }
+}
