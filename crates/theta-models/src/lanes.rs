@@ -463,8 +463,8 @@ impl Mlp {
         Some(
             5 * rs * s.total          // h_s, δh_s, Rz_s, Rh_s
                 + 2 * rq * s.total    // h_q, δz_q
-                + rs * s.low_rank_width
-                + (s.low_rank_count + 1) * rs * rq
+                + 2 * rs * s.low_rank_width     // δz_s, u_s
+                + (2 * s.low_rank_count + 1) * rs * rq // G, D, one scaled D
                 + 4 * rows * s.widest
                 + 2 * p,
         )
@@ -480,14 +480,15 @@ impl Mlp {
     ///
     /// ```text
     /// h_q φ_W   = h_q W + (h_q h_sᵀ) u_s          query forward (G = h_q h_sᵀ)
-    /// δz_q φ_Wᵀ = δz_q Wᵀ + (δz_q u_sᵀ) h_s       query backward
+    /// δz_q φ_Wᵀ = δz_q Wᵀ − α (δz_q δz_sᵀ) h_s    query backward (D = δz_q δz_sᵀ)
     /// h_s V     = Gᵀ δz_q                          R-pass forward
-    /// δz_s Vᵀ   = (δz_s δz_qᵀ) h_q                 R-pass backward
+    /// δz_s Vᵀ   = Dᵀ h_q                           R-pass backward
     /// out_W     = h_qᵀ δz_q + h_sᵀ (−α Rδz_s) + Rh_sᵀ u_s
     /// ```
     ///
     /// so each product with a per-task 40 × 40 matrix becomes one with θ's
-    /// (shared, broadcast) and two with 10 × 10 Gram matrices. The other
+    /// (shared, broadcast) and two with 10 × 10 Gram matrices (G and D,
+    /// each made once and used twice). The other
     /// layers form their part of φ and of the query gradient as the
     /// composed passes do.
     pub(crate) fn one_step_meta_gradient_lanes_<T: Real>(
@@ -521,7 +522,9 @@ impl Mlp {
         let (hq, rest) = rest.split_at_mut(rq * sp.total);
         let (dzq, rest) = rest.split_at_mut(rq * sp.total);
         let (us, rest) = rest.split_at_mut(rs * sp.low_rank_width);
+        let (dzs, rest) = rest.split_at_mut(rs * sp.low_rank_width);
         let (grams, rest) = rest.split_at_mut(sp.low_rank_count * rs * rq);
+        let (d_grams, rest) = rest.split_at_mut(sp.low_rank_count * rs * rq);
         let (e, rest) = rest.split_at_mut(rs * rq);
         let (delta_a, rest) = rest.split_at_mut(rows * sp.widest);
         let (delta_b, rest) = rest.split_at_mut(rows * sp.widest);
@@ -566,6 +569,7 @@ impl Mlp {
                     for (u, &d) in us[u_at..u_at + rs * o].iter_mut().zip(dz) {
                         *u = d * neg_alpha;
                     }
+                    dzs[u_at..u_at + rs * o].copy_from_slice(dz);
                 }
                 None => {
                     let theta_w = Weights::<T>::Shared(&theta[w.clone()]);
@@ -651,10 +655,17 @@ impl Mlp {
             if l > 0 {
                 let below = &mut below_all[sp.offsets[l - 1] * rq..][..rq * i];
                 match lr(l) {
-                    Some((u_at, _)) => {
-                        let d = &mut e[..rq * rs];
-                        let u = Weights::<T>::Lanes(&us[u_at..u_at + rs * o]);
-                        lanes::gemm_nt(false, d, dz, u, rq, o, rs);
+                    Some((u_at, g_at)) => {
+                        // D = δz_q δz_sᵀ, kept for the R-pass (δz_s Vᵀ = Dᵀ h_q);
+                        // here −α D, so that δz_q φ_Wᵀ = δz_q Wᵀ + (−α D) h_s.
+                        let d = &mut d_grams[g_at..g_at + rq * rs];
+                        let dz_s = Weights::<T>::Lanes(&dzs[u_at..u_at + rs * o]);
+                        lanes::gemm_nt(false, d, dz, dz_s, rq, o, rs);
+                        let scaled = &mut e[..rq * rs];
+                        for (x, &y) in scaled.iter_mut().zip(d.iter()) {
+                            *x = y * neg_alpha;
+                        }
+                        let d = &*scaled;
                         let theta_w = Weights::<T>::Shared(&theta[layer.weights.clone()]);
                         lanes::gemm_nt(false, below, dz, theta_w, rq, o, i);
                         let h_s = Weights::<T>::Lanes(&hs[span(l - 1, rs)]);
@@ -729,20 +740,10 @@ impl Mlp {
                 below[..n].copy_from_slice(&dhs[span(l - 1, rs)]);
                 let r_below = &mut r_below[..n];
                 match lr(l) {
-                    Some(_) => {
-                        let e = &mut e[..rs * rq];
-                        lanes::gemm_nt(
-                            false,
-                            e,
-                            dz,
-                            Weights::<T>::Lanes(&dzq[span(l, rq)]),
-                            rs,
-                            o,
-                            rq,
-                        );
-                        lanes::gemm_nt(false, r_below, rdz, theta_w, rs, o, i);
-                        let h_q = Weights::<T>::Lanes(&hq[span(l - 1, rq)]);
-                        lanes::gemm(Store::Accumulate, r_below, e, h_q, rs, rq, i);
+                    Some((_, g_at)) => {
+                        let d = &d_grams[g_at..g_at + rq * rs];
+                        lanes::gemm_tn::<T>(false, r_below, d, &hq[span(l - 1, rq)], rq, rs, i);
+                        lanes::gemm_nt(true, r_below, rdz, theta_w, rs, o, i);
                     }
                     None => {
                         let v_w = Weights::<T>::Lanes(&g[w_span.clone()]);
