@@ -156,6 +156,8 @@ fn meta_steps_allocate_nothing() {
             theta_maml::Maml::new(theta_maml::MamlConfig { inner_lr: 0.01, inner_steps: 3 })
                 .unwrap(),
         ),
+        // One step: the MLP's fused lane pass.
+        Box::new(theta_maml::Maml::new(theta_maml::MamlConfig::default()).unwrap()),
         Box::new(theta_fomaml::Fomaml::new(theta_fomaml::FomamlConfig::default()).unwrap()),
         Box::new(theta_reptile::Reptile::new(theta_reptile::ReptileConfig::default()).unwrap()),
         Box::new(theta_imaml::Imaml::new(theta_imaml::ImamlConfig::default()).unwrap()),

@@ -54,6 +54,29 @@ fn part<'a, T: Real>(theta: Weights<'a, T>, range: std::ops::Range<usize>) -> We
     }
 }
 
+/// A dense layer's forward pass in every lane, `h = σ(x W + b)` for `rows`
+/// rows of `i` inputs and `o` outputs: bias and σ in the product's store
+/// where it has them (identity, ReLU), else a sweep after it.
+fn dense_forward_lanes<T: Real>(
+    act: Activation,
+    h: &mut [T::Pack],
+    x: &[T::Pack],
+    w: Weights<'_, T>,
+    b: Weights<'_, T>,
+    (rows, i, o): (usize, usize, usize),
+) {
+    match act {
+        Activation::Identity | Activation::Relu => {
+            let store = Store::Bias { bias: b, relu: act == Activation::Relu };
+            lanes::gemm(store, h, x, w, rows, i, o);
+        }
+        _ => {
+            lanes::gemm(Store::Replace, h, x, w, rows, i, o);
+            lanes::bias_activation(act, h, b, o);
+        }
+    }
+}
+
 /// True when every value of every lane is finite: `Σ 0 · x` is 0 then, and
 /// NaN as soon as one value is NaN or infinite (eight independent sums:
 /// one chain was bound by the addition's latency, 2.5 µs on the sinusoid's
@@ -164,16 +187,7 @@ impl Mlp {
             let h = &mut rest[..rows * o];
             let input = if l == 0 { x } else { &before[offset - rows * i..] };
             let (w, b) = (part(theta, layer.weights.clone()), part(theta, layer.bias.clone()));
-            match layer.dense.activation {
-                act @ (Activation::Identity | Activation::Relu) => {
-                    let store = Store::Bias { bias: b, relu: act == Activation::Relu };
-                    lanes::gemm(store, h, input, w, rows, i, o);
-                }
-                act => {
-                    lanes::gemm(Store::Replace, h, input, w, rows, i, o);
-                    lanes::bias_activation(act, h, b, o);
-                }
-            }
+            dense_forward_lanes(layer.dense.activation, h, input, w, b, (rows, i, o));
             offset += rows * o;
         }
     }
@@ -388,19 +402,13 @@ impl Mlp {
     }
 }
 
-/// Where each part of [`Mlp::one_step_meta_gradient_lanes_`]'s scratch
-/// starts and how long it is, in packs.
-struct OneStepSpans {
-    /// Per layer: where its outputs start in a pass's `h` region, per row.
-    offsets: Vec<usize>,
-    /// Per layer: where its `u_s = −α δz_s` and Gram matrix start, when the
-    /// layer is low-rank.
-    low_rank: Vec<Option<(usize, usize)>>,
-    /// Σ_l d_l, max_l d_l, Σ over low-rank layers of d_l, their count.
-    total: usize,
-    widest: usize,
-    low_rank_width: usize,
-    low_rank_count: usize,
+/// The low-rank layers of [`Mlp::one_step_meta_gradient_lanes_`] on some
+/// support rows: Σ of their widths and their count, which size its
+/// scratch. Counted without allocating: the pass runs once per group.
+#[derive(Clone, Copy)]
+struct LowRank {
+    width: usize,
+    count: usize,
 }
 
 impl Mlp {
@@ -414,32 +422,30 @@ impl Mlp {
         rows * (d.fan_in + d.fan_out) < d.fan_in * d.fan_out
     }
 
-    fn one_step_spans(&self, support_rows: usize, query_rows: usize) -> OneStepSpans {
-        let layers = self.layers();
-        let (mut offsets, mut low_rank) = (Vec::new(), Vec::new());
-        let (mut total, mut widest, mut lr_width, mut lr_count) = (0, 0, 0, 0);
-        for (l, layer) in layers.iter().enumerate() {
-            let o = layer.dense.fan_out;
-            offsets.push(total);
-            total += o;
-            widest = widest.max(o);
-            if self.low_rank_layer(l, support_rows) {
-                low_rank
-                    .push(Some((lr_width * support_rows, lr_count * support_rows * query_rows)));
-                lr_width += o;
-                lr_count += 1;
-            } else {
-                low_rank.push(None);
-            }
+    /// The low-rank layers below layer `l` (all of them for `l` = L).
+    fn low_rank_below(&self, l: usize, support_rows: usize) -> LowRank {
+        let mut below = LowRank { width: 0, count: 0 };
+        for k in (0..l).filter(|&k| self.low_rank_layer(k, support_rows)) {
+            below.width += self.layers()[k].dense.fan_out;
+            below.count += 1;
         }
-        OneStepSpans {
-            offsets,
-            low_rank,
-            total,
-            widest,
-            low_rank_width: lr_width,
-            low_rank_count: lr_count,
+        below
+    }
+
+    /// Where low-rank layer `l`'s `u_s` (and δz_s) and its Gram matrices
+    /// start in their regions of the scratch, per pack; `None` for a
+    /// layer that forms its part of φ.
+    fn low_rank_at(
+        &self,
+        l: usize,
+        support_rows: usize,
+        query_rows: usize,
+    ) -> Option<(usize, usize)> {
+        if !self.low_rank_layer(l, support_rows) {
+            return None;
         }
+        let below = self.low_rank_below(l, support_rows);
+        Some((below.width * support_rows, below.count * support_rows * query_rows))
     }
 
     /// [`theta_core::Model::one_step_lane_scratch_len`]: none for softmax
@@ -453,19 +459,19 @@ impl Mlp {
         if self.spec().loss != Loss::Mse || support_rows == 0 || query_rows == 0 {
             return None;
         }
-        let s = self.one_step_spans(support_rows, query_rows);
-        if s.low_rank_count == 0 {
+        let low_rank = self.low_rank_below(self.layers().len(), support_rows);
+        if low_rank.count == 0 {
             return None;
         }
         let (rs, rq) = (support_rows, query_rows);
         let p = <Mlp as theta_core::Model<T>>::num_params(self);
         let rows = rs.max(rq);
         Some(
-            5 * rs * s.total          // h_s, δh_s, Rz_s, Rh_s
-                + 2 * rq * s.total    // h_q, δz_q
-                + 2 * rs * s.low_rank_width     // δz_s, u_s
-                + (2 * s.low_rank_count + 1) * rs * rq // G, D, one scaled D
-                + 4 * rows * s.widest
+            4 * rs * self.total_width           // h_s, δh_s, Rz_s, Rh_s
+                + 2 * rq * self.total_width     // h_q, δz_q
+                + 2 * rs * low_rank.width       // δz_s, u_s
+                + (2 * low_rank.count + 1) * rs * rq // G, D, one scaled D
+                + 4 * rows * self.max_width
                 + 2 * p,
         )
     }
@@ -512,34 +518,35 @@ impl Mlp {
         if scratch.len() < need {
             check_len("one-step lane scratch length (at least)", need, scratch.len())?;
         }
-        let sp = self.one_step_spans(rs, rq);
+        let layers = self.layers();
+        let low_rank = self.low_rank_below(layers.len(), rs);
+        let (total, widest) = (self.total_width, self.max_width);
         let p = theta.len();
         let rows = rs.max(rq);
-        let (hs, rest) = scratch.split_at_mut(rs * sp.total);
-        let (dhs, rest) = rest.split_at_mut(rs * sp.total);
-        let (rzs, rest) = rest.split_at_mut(rs * sp.total);
-        let (rhs, rest) = rest.split_at_mut(rs * sp.total);
-        let (hq, rest) = rest.split_at_mut(rq * sp.total);
-        let (dzq, rest) = rest.split_at_mut(rq * sp.total);
-        let (us, rest) = rest.split_at_mut(rs * sp.low_rank_width);
-        let (dzs, rest) = rest.split_at_mut(rs * sp.low_rank_width);
-        let (grams, rest) = rest.split_at_mut(sp.low_rank_count * rs * rq);
-        let (d_grams, rest) = rest.split_at_mut(sp.low_rank_count * rs * rq);
+        let (hs, rest) = scratch.split_at_mut(rs * total);
+        let (dhs, rest) = rest.split_at_mut(rs * total);
+        let (rzs, rest) = rest.split_at_mut(rs * total);
+        let (rhs, rest) = rest.split_at_mut(rs * total);
+        let (hq, rest) = rest.split_at_mut(rq * total);
+        let (dzq, rest) = rest.split_at_mut(rq * total);
+        let (us, rest) = rest.split_at_mut(rs * low_rank.width);
+        let (dzs, rest) = rest.split_at_mut(rs * low_rank.width);
+        let (grams, rest) = rest.split_at_mut(low_rank.count * rs * rq);
+        let (d_grams, rest) = rest.split_at_mut(low_rank.count * rs * rq);
         let (e, rest) = rest.split_at_mut(rs * rq);
-        let (delta_a, rest) = rest.split_at_mut(rows * sp.widest);
-        let (delta_b, rest) = rest.split_at_mut(rows * sp.widest);
-        let (r_delta_a, rest) = rest.split_at_mut(rows * sp.widest);
-        let (r_delta_b, rest) = rest.split_at_mut(rows * sp.widest);
+        let (delta_a, rest) = rest.split_at_mut(rows * widest);
+        let (delta_b, rest) = rest.split_at_mut(rows * widest);
+        let (r_delta_a, rest) = rest.split_at_mut(rows * widest);
+        let (r_delta_b, rest) = rest.split_at_mut(rows * widest);
         let (phi, rest) = rest.split_at_mut(p);
         let g = &mut rest[..p];
-        let layers = self.layers();
         let last = layers.len() - 1;
         let neg_alpha = T::Pack::splat(-alpha);
-        let span = |l: usize, rows: usize| {
-            let o = layers[l].dense.fan_out;
-            sp.offsets[l] * rows..(sp.offsets[l] + o) * rows
-        };
-        let lr = |l: usize| sp.low_rank[l];
+        // Layer l's outputs in a region of `rows` rows per pack.
+        let offset = |l: usize| layers[l].act_offset;
+        let span =
+            |l: usize, rows: usize| offset(l) * rows..(offset(l) + layers[l].dense.fan_out) * rows;
+        let lr = |l: usize| self.low_rank_at(l, rs, rq);
 
         // The support pass at θ: its outputs and δh kept, φ's formed parts
         // (biases, and the layers that are not low-rank), u_s.
@@ -603,9 +610,9 @@ impl Mlp {
         // parts.
         for (l, layer) in layers.iter().enumerate() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
-            let (before, rest) = hq.split_at_mut(sp.offsets[l] * rq);
+            let (before, rest) = hq.split_at_mut(offset(l) * rq);
             let z = &mut rest[..rq * o];
-            let input = if l == 0 { query.x } else { &before[sp.offsets[l - 1] * rq..] };
+            let input = if l == 0 { query.x } else { &before[offset(l - 1) * rq..] };
             let input_s = if l == 0 { support.x } else { &hs[span(l - 1, rs)] };
             let phi_b = Weights::<T>::Lanes(&phi[layer.bias.clone()]);
             let act = layer.dense.activation;
@@ -621,16 +628,7 @@ impl Mlp {
                 }
                 None => {
                     let phi_w = Weights::<T>::Lanes(&phi[layer.weights.clone()]);
-                    match act {
-                        Activation::Identity | Activation::Relu => {
-                            let store = Store::Bias { bias: phi_b, relu: act == Activation::Relu };
-                            lanes::gemm(store, z, input, phi_w, rq, i, o);
-                        }
-                        _ => {
-                            lanes::gemm(Store::Replace, z, input, phi_w, rq, i, o);
-                            lanes::bias_activation(act, z, phi_b, o);
-                        }
-                    }
+                    dense_forward_lanes(act, z, input, phi_w, phi_b, (rq, i, o));
                 }
             }
         }
@@ -645,7 +643,7 @@ impl Mlp {
         }
         for (l, layer) in layers.iter().enumerate().rev() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
-            let (below_all, rest) = dzq.split_at_mut(sp.offsets[l] * rq);
+            let (below_all, rest) = dzq.split_at_mut(offset(l) * rq);
             let dz = &rest[..rq * o];
             let input = if l == 0 { query.x } else { &hq[span(l - 1, rq)] };
             lanes::column_sums::<T>(dz, &mut g[layer.bias.clone()]);
@@ -653,7 +651,7 @@ impl Mlp {
                 lanes::gemm_tn::<T>(false, &mut g[layer.weights.clone()], input, dz, rq, i, o);
             }
             if l > 0 {
-                let below = &mut below_all[sp.offsets[l - 1] * rq..][..rq * i];
+                let below = &mut below_all[offset(l - 1) * rq..][..rq * i];
                 match lr(l) {
                     Some((u_at, g_at)) => {
                         // D = δz_q δz_sᵀ, kept for the R-pass (δz_s Vᵀ = Dᵀ h_q);
@@ -688,11 +686,11 @@ impl Mlp {
         // The R-pass at θ on the support rows, along v = the query gradient.
         for (l, layer) in layers.iter().enumerate() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
-            let (rh_before, rh) = rhs.split_at_mut(sp.offsets[l] * rs);
+            let (rh_before, rh) = rhs.split_at_mut(offset(l) * rs);
             let rz = &mut rzs[span(l, rs)];
             let v_b = Weights::<T>::Lanes(&g[layer.bias.clone()]);
             let theta_w = Weights::<T>::Shared(&theta[layer.weights.clone()]);
-            let r_input = if l == 0 { &[][..] } else { &rh_before[sp.offsets[l - 1] * rs..] };
+            let r_input = if l == 0 { &[][..] } else { &rh_before[offset(l - 1) * rs..] };
             match lr(l) {
                 Some((_, g_at)) => {
                     let gram = &grams[g_at..g_at + rq * rs];

@@ -108,7 +108,7 @@ pub struct LayerLayout {
     /// `b_l`.
     pub bias: Range<usize>,
     /// Σ_{k<l} d_k: where `h_l` starts in the activation scratch, per row.
-    act_offset: usize,
+    pub(crate) act_offset: usize,
     /// Where `W_lᵀ` goes in the transposes' region of a Hessian- or
     /// Gauss-Newton-vector scratch, for a layer above the first that is
     /// narrow enough for [`Dense::transposes`] (on few enough rows).
@@ -132,9 +132,9 @@ pub struct Mlp {
     layers: Vec<LayerLayout>,
     num_params: usize,
     /// Σ_{l≥1} d_l.
-    total_width: usize,
+    pub(crate) total_width: usize,
     /// max_{l≥1} d_l.
-    max_width: usize,
+    pub(crate) max_width: usize,
     /// Σ of the transposed layers' `fan_in · fan_out`.
     transposed_len: usize,
 }
