@@ -863,7 +863,9 @@ pub fn mul_activation_derivative<T: Real>(act: Activation, h: &[T::Pack], x: &mu
 
 /// `rh ← σ' ⊙ rz` in every lane, σ' taken from the activation's outputs
 /// `h`: the R-pass's tangent forward sweep, `Rh = σ'(z) ⊙ Rz` (the bias
-/// direction is added to `Rz` in the product's store).
+/// direction is added to `Rz` in the product's store), and
+/// [`mul_activation_derivative`] out of place (`δz = σ' ⊙ δh` with δh
+/// kept), with its bits.
 ///
 /// # Panics
 /// If the three differ in length.
@@ -910,16 +912,54 @@ pub fn backward_tangent<T: Real>(
     let curved = act.is_curved();
     dispatch!(act, K => {
         for (((d, rd), &h), &rz) in delta.iter_mut().zip(r_delta.iter_mut()).zip(h).zip(rz) {
-            if curved {
-                let (d1, d2) = (K::d_pack::<T>(h), K::dd_pack::<T>(h));
-                *rd = (*d * d2).mul_add(rz, *rd * d1);
-                *d = *d * d1;
-            } else {
-                *rd = K::times_d::<T>(h, *rd);
-                *d = K::times_d::<T>(h, *d);
-            }
+            (*d, *rd) = tangent_through::<K, T>(curved, h, rz, *d, *rd);
         }
     })
+}
+
+/// [`backward_tangent`] with δh read from `dh` and δz written to `delta`
+/// (the same bits): a δh kept for later (a prepared R-pass's) is not
+/// copied first to be overwritten in place.
+///
+/// # Panics
+/// If the five differ in length.
+pub fn backward_tangent_from<T: Real>(
+    act: Activation,
+    h: &[T::Pack],
+    rz: &[T::Pack],
+    dh: &[T::Pack],
+    delta: &mut [T::Pack],
+    r_delta: &mut [T::Pack],
+) {
+    let n = h.len();
+    assert!(
+        rz.len() == n && dh.len() == n && delta.len() == n && r_delta.len() == n,
+        "lane sweep: R-pass buffers differ in length"
+    );
+    let curved = act.is_curved();
+    dispatch!(act, K => {
+        let sources = h.iter().zip(rz).zip(dh);
+        for ((d, rd), ((&h, &rz), &dh)) in delta.iter_mut().zip(r_delta.iter_mut()).zip(sources) {
+            (*d, *rd) = tangent_through::<K, T>(curved, h, rz, dh, *rd);
+        }
+    })
+}
+
+/// One pack of [`backward_tangent`]: `(δz, Rδz)` from h, Rz, δh and Rδh.
+#[inline(always)]
+fn tangent_through<K: ActivationKernel, T: Real>(
+    curved: bool,
+    h: T::Pack,
+    rz: T::Pack,
+    dh: T::Pack,
+    r_dh: T::Pack,
+) -> (T::Pack, T::Pack) {
+    if curved {
+        let (d1, d2) = (K::d_pack::<T>(h), K::dd_pack::<T>(h));
+        (dh * d1, (dh * d2).mul_add(rz, r_dh * d1))
+    } else {
+        (K::times_d::<T>(h, dh), K::times_d::<T>(h, r_dh))
+    }
 }
 
 /// `out ← Σ_i m[i]` over the rows of `m` (lane-major, `out.len()` columns),

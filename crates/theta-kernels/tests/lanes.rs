@@ -392,6 +392,20 @@ fn r_pass_sweeps_match_the_reference<T: Real>(tolerance: f64) {
         lanes::tangent_activation::<T>(act, &h, &rz, &mut rh);
         let (mut delta, mut r_delta) = (to_lanes(&deltas), to_lanes(&r_deltas));
         lanes::backward_tangent::<T>(act, &h, &rz, &mut delta, &mut r_delta);
+        // Out of place, δh kept: the same bits, and δh untouched.
+        let dh = to_lanes(&deltas);
+        let (mut delta_from, mut r_delta_from) = (to_lanes(&rzs), to_lanes(&r_deltas));
+        lanes::backward_tangent_from::<T>(act, &h, &rz, &dh, &mut delta_from, &mut r_delta_from);
+        for (what, got, want) in [("δz", &delta_from, &delta), ("Rδz", &r_delta_from, &r_delta)] {
+            for t in 0..T::Pack::LANES {
+                let (got, want) = (lane::<T>(got, t), lane::<T>(want, t));
+                let same = got.iter().zip(&want).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits());
+                assert!(same, "{act:?} {what} from δh, lane {t}: {got:?} vs {want:?}");
+            }
+        }
+        for (t, want) in deltas.iter().enumerate() {
+            assert!(lane::<T>(&dh, t) == *want, "{act:?}: δh of lane {t} was written");
+        }
         for t in 0..T::Pack::LANES {
             let (mut rz_t, mut rh_t) = (rzs[t].clone(), vec![T::ZERO; len]);
             tangent_bias_activation_ref(act, &hs[t], &[T::ZERO], &mut rz_t, &mut rh_t);

@@ -251,9 +251,9 @@ impl Mlp {
                 if prepare {
                     // δh kept before σ' (the R-pass needs it for σ''):
                     // the fused store's product and multiply, apart.
-                    lanes::gemm_nt(false, &mut below[..n], dz, w, rows, o, i);
-                    dhs[offset - n..offset].copy_from_slice(&below[..n]);
-                    lanes::mul_activation_derivative::<T>(act, input, &mut below[..n]);
+                    let dh = &mut dhs[offset - n..offset];
+                    lanes::gemm_nt(false, dh, dz, w, rows, o, i);
+                    lanes::tangent_activation::<T>(act, input, dh, &mut below[..n]);
                 } else {
                     let below = &mut below[..n];
                     lanes::gemm_nt_times_derivative(act, input, below, dz, w, rows, o, i);
@@ -381,19 +381,26 @@ impl Mlp {
                 let v_w = Weights::Lanes(&v[layer.weights.clone()]);
                 let n = rows * i;
                 let below_span = offset - n..offset;
-                if prepared {
-                    below[..n].copy_from_slice(&dhs[below_span.clone()]);
-                } else {
-                    lanes::gemm_nt(false, &mut below[..n], dz, w, rows, o, i);
-                }
                 lanes::gemm_nt_sum(false, &mut r_below[..n], [(rdz, w), (dz, v_w)], rows, o, i);
-                lanes::backward_tangent::<T>(
+                let (act, h, rz) = (
                     layers[l - 1].dense.activation,
                     &hs[below_span.clone()],
-                    &rzs[below_span],
-                    &mut below[..n],
-                    &mut r_below[..n],
+                    &rzs[below_span.clone()],
                 );
+                if prepared {
+                    let dh = &dhs[below_span];
+                    lanes::backward_tangent_from::<T>(
+                        act,
+                        h,
+                        rz,
+                        dh,
+                        &mut below[..n],
+                        &mut r_below[..n],
+                    );
+                } else {
+                    lanes::gemm_nt(false, &mut below[..n], dz, w, rows, o, i);
+                    lanes::backward_tangent::<T>(act, h, rz, &mut below[..n], &mut r_below[..n]);
+                }
                 std::mem::swap(&mut delta, &mut below);
                 std::mem::swap(&mut r_delta, &mut r_below);
             }
@@ -554,16 +561,13 @@ impl Mlp {
         let d_out = layers[last].dense.fan_out;
         let (mut delta, mut below) = (&mut delta_a[..], &mut delta_b[..]);
         let out_s = &hs[span(last, rs)];
-        let loss_s = lanes::mse::<T>(out_s, support.y, rs, &mut delta[..rs * d_out]);
+        let dh_out = &mut dhs[span(last, rs)];
+        let loss_s = lanes::mse::<T>(out_s, support.y, rs, dh_out);
         if !lanes_finite::<T>(loss_s) {
             return Err(Error::NonFinite("the support loss".into()));
         }
-        dhs[span(last, rs)].copy_from_slice(&delta[..rs * d_out]);
-        lanes::mul_activation_derivative::<T>(
-            layers[last].dense.activation,
-            out_s,
-            &mut delta[..rs * d_out],
-        );
+        let act = layers[last].dense.activation;
+        lanes::tangent_activation::<T>(act, out_s, dh_out, &mut delta[..rs * d_out]);
         for (l, layer) in layers.iter().enumerate().rev() {
             let (i, o) = (layer.dense.fan_in, layer.dense.fan_out);
             let input = if l == 0 { support.x } else { &hs[span(l - 1, rs)] };
@@ -593,14 +597,10 @@ impl Mlp {
             }
             if l > 0 {
                 let theta_w = Weights::<T>::Shared(&theta[layer.weights.clone()]);
-                let n = rs * i;
-                lanes::gemm_nt(false, &mut below[..n], dz, theta_w, rs, o, i);
-                dhs[span(l - 1, rs)].copy_from_slice(&below[..n]);
-                lanes::mul_activation_derivative::<T>(
-                    layers[l - 1].dense.activation,
-                    input,
-                    &mut below[..n],
-                );
+                let dh = &mut dhs[span(l - 1, rs)];
+                lanes::gemm_nt(false, dh, dz, theta_w, rs, o, i);
+                let act = layers[l - 1].dense.activation;
+                lanes::tangent_activation::<T>(act, input, dh, &mut below[..rs * i]);
                 std::mem::swap(&mut delta, &mut below);
             }
         }
@@ -717,12 +717,12 @@ impl Mlp {
         let (mut delta, mut below) = (&mut delta_a[..], &mut delta_b[..]);
         let (mut r_delta, mut r_below) = (&mut r_delta_a[..], &mut r_delta_b[..]);
         let n_out = rs * d_out;
-        delta[..n_out].copy_from_slice(&dhs[span(last, rs)]);
         lanes::mse_hessian_product::<T>(&rhs[span(last, rs)], rs, &mut r_delta[..n_out]);
-        lanes::backward_tangent::<T>(
+        lanes::backward_tangent_from::<T>(
             layers[last].dense.activation,
             &hs[span(last, rs)],
             &rzs[span(last, rs)],
+            &dhs[span(last, rs)],
             &mut delta[..n_out],
             &mut r_delta[..n_out],
         );
@@ -735,7 +735,6 @@ impl Mlp {
             lanes::column_sums_step::<T>(rdz, -alpha, g_b, &mut out[b_span]);
             if l > 0 {
                 let n = rs * i;
-                below[..n].copy_from_slice(&dhs[span(l - 1, rs)]);
                 let r_below = &mut r_below[..n];
                 match lr(l) {
                     Some((_, g_at)) => {
@@ -748,10 +747,11 @@ impl Mlp {
                         lanes::gemm_nt_sum(false, r_below, [(&*rdz, theta_w), (dz, v_w)], rs, o, i);
                     }
                 }
-                lanes::backward_tangent::<T>(
+                lanes::backward_tangent_from::<T>(
                     layers[l - 1].dense.activation,
                     &hs[span(l - 1, rs)],
                     &rzs[span(l - 1, rs)],
+                    &dhs[span(l - 1, rs)],
                     &mut below[..n],
                     r_below,
                 );
