@@ -399,7 +399,10 @@ fn r_pass_sweeps_match_the_reference<T: Real>(tolerance: f64) {
         for (what, got, want) in [("δz", &delta_from, &delta), ("Rδz", &r_delta_from, &r_delta)] {
             for t in 0..T::Pack::LANES {
                 let (got, want) = (lane::<T>(got, t), lane::<T>(want, t));
-                let same = got.iter().zip(&want).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits());
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits());
                 assert!(same, "{act:?} {what} from δh, lane {t}: {got:?} vs {want:?}");
             }
         }

@@ -190,21 +190,29 @@ impl<T: Real> LaneGroup<T> {
         if keep && self.prepared.len() < self.scratch.len() {
             self.prepared.resize(self.scratch.len(), T::Pack::splat(T::ZERO));
         }
-        for k in 0..inner.steps() {
-            if keep && k > 0 {
-                self.trajectory[(k - 1) * p..k * p].copy_from_slice(&self.phi);
-            }
+        let steps = inner.steps();
+        for k in 0..steps {
             // The reverse pass starts with H at the last step's point.
-            let prepare = keep && k + 1 == inner.steps();
-            let at = if k == 0 { Weights::Shared(theta) } else { Weights::Lanes(&self.phi) };
+            let prepare = keep && k + 1 == steps;
             let scratch = if prepare { &mut self.prepared } else { &mut self.scratch };
-            // φ_{k+1} = φ_k − α∇L_s(φ_k) in the gradient's stores, into the
-            // other buffer, which then becomes φ.
-            let split = s.view();
+            // φ_{k+1} = φ_k − α∇L_s(φ_k) in the gradient's stores: kept, into
+            // its place in the trajectory (read from there by the next
+            // step); else into the other buffer, which then becomes φ.
+            let (before, next) = if keep && k + 1 < steps {
+                let (before, rest) = self.trajectory.split_at_mut(k * p);
+                (&before[before.len().saturating_sub(p)..], &mut rest[..p])
+            } else if keep {
+                (&self.trajectory[(k.max(1) - 1) * p..], &mut self.grad[..])
+            } else {
+                (&self.phi[..], &mut self.grad[..])
+            };
+            let at = if k == 0 { Weights::Shared(theta) } else { Weights::Lanes(&before[..p]) };
             model
-                .gradient_step_lanes(at, alpha, split, &mut self.grad, scratch, prepare)
+                .gradient_step_lanes(at, alpha, s.view(), next, scratch, prepare)
                 .expect("LaneGroup::load checked that the model has lane passes")?;
-            std::mem::swap(&mut self.phi, &mut self.grad);
+            if !keep || k + 1 == steps {
+                std::mem::swap(&mut self.phi, &mut self.grad);
+            }
         }
         Ok(())
     }
