@@ -1,8 +1,10 @@
 //! Learners that run a group of tasks side by side, one per SIMD lane
 //! (`theta_meta::LaneGroup`: MAML, first-order MAML, Reptile): their group
-//! sums are the per-task gradients' sums up to rounding, on other networks and step counts than the
-//! sinusoid's; a group that cannot run so runs one by one; a failing lane is
-//! named by its task's own error; and training is the same bits on every
+//! sums are the per-task gradients' sums up to rounding, on other networks
+//! and step counts than the sinusoid's; the lane passes themselves do not
+//! fail on these cases (so that those sums are not the one-by-one
+//! fallback's); a group that cannot run so runs one by one; a failing lane
+//! is named by its task's own error; and training is the same bits on every
 //! thread count when a batch is several groups.
 
 use theta_core::random::rng_from_seed;
@@ -10,7 +12,9 @@ use theta_core::{Activation, Loss, Model, Real, Task, TaskDistribution};
 use theta_fomaml::{Fomaml, FomamlConfig};
 use theta_kernels::Pack;
 use theta_maml::{Maml, MamlConfig};
-use theta_meta::{MetaError, MetaLearner, TaskOutcome, TrainState, Trainer, sum_one_by_one};
+use theta_meta::{
+    InnerSgd, LaneGroup, MetaError, MetaLearner, TaskOutcome, TrainState, Trainer, sum_one_by_one,
+};
 use theta_models::{Init, Mlp, MlpSpec};
 use theta_optim::{Adam, Optimizer};
 use theta_reptile::{Reptile, ReptileConfig};
@@ -28,8 +32,10 @@ fn batch<T: Real>(dist: &dyn TaskDistribution<T>, n: usize, seed: u64) -> Vec<Ta
 
 /// Each group's sum against the sum of its tasks' per-task gradients, and
 /// the losses, for every size of group up to a pack's lanes.
-fn groups_are_the_per_task_sums<T: Real>(tolerance: f64) {
-    let cases: Vec<(Mlp, Box<dyn TaskDistribution<T>>)> = vec![
+/// Three networks and task families: the sinusoid's, and two others of other
+/// depths, widths, activations and split sizes.
+fn cases<T: Real>() -> Vec<(Mlp, Box<dyn TaskDistribution<T>>)> {
+    vec![
         (
             net(&[1, 40, 40, 1], Activation::Relu, Activation::Identity),
             Box::new(Sinusoid::new(10, 10).unwrap()),
@@ -42,9 +48,12 @@ fn groups_are_the_per_task_sums<T: Real>(tolerance: f64) {
             net(&[2, 9, 1], Activation::Sigmoid, Activation::Tanh),
             Box::new(LinearRegression::new(2, 0.0, 5, 5).unwrap()),
         ),
-    ];
+    ]
+}
+
+fn groups_are_the_per_task_sums<T: Real>(tolerance: f64) {
     let lanes = T::Pack::LANES;
-    for (case, (mlp, dist)) in cases.iter().enumerate() {
+    for (case, (mlp, dist)) in cases::<T>().iter().enumerate() {
         let model: &dyn Model<T> = mlp;
         let p = model.num_params();
         let theta: Vec<T> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(3));
@@ -114,6 +123,32 @@ fn groups_are_the_per_task_sums_f32() {
 #[test]
 fn groups_are_the_per_task_sums_f64() {
     groups_are_the_per_task_sums::<f64>(1e-12);
+}
+
+/// The lane passes themselves succeed on every case: a learner whose group
+/// fails runs it one by one, with the per-task sums, so the test above
+/// would pass through that fallback alone.
+#[test]
+fn the_lane_passes_run_on_every_case() {
+    for (case, (mlp, dist)) in cases::<f32>().iter().enumerate() {
+        let model: &dyn Model<f32> = mlp;
+        let theta: Vec<f32> = mlp.init(Init::UniformFanIn, &mut rng_from_seed(3));
+        let tasks = batch(dist.as_ref(), 16, 7);
+        let mut outcomes = vec![TaskOutcome::default(); tasks.len()];
+        let mut group = LaneGroup::new();
+        assert!(group.load(model, &tasks), "case {case}: not side by side");
+        for steps in [1, 2, 3] {
+            let inner = InnerSgd::new(0.05, steps).unwrap();
+            let at = |what| format!("case {case}, m = {steps}: {what}");
+            group.adapt(model, &inner, &theta).unwrap_or_else(|e| panic!("{}: {e}", at("adapt")));
+            group
+                .query_gradient(model, &mut outcomes)
+                .unwrap_or_else(|e| panic!("{}: {e}", at("query")));
+            group
+                .meta_gradient(model, &inner, &theta, &mut outcomes)
+                .unwrap_or_else(|e| panic!("{}: {e}", at("meta-gradient")));
+        }
+    }
 }
 
 #[test]

@@ -198,15 +198,13 @@ impl<T: Real> LaneGroup<T> {
             // φ_{k+1} = φ_k − α∇L_s(φ_k) in the gradient's stores: kept, into
             // its place in the trajectory (read from there by the next
             // step); else into the other buffer, which then becomes φ.
-            let (before, next) = if keep && k + 1 < steps {
-                let (before, rest) = self.trajectory.split_at_mut(k * p);
-                (&before[before.len().saturating_sub(p)..], &mut rest[..p])
-            } else if keep {
-                (&self.trajectory[(k.max(1) - 1) * p..], &mut self.grad[..])
-            } else {
-                (&self.phi[..], &mut self.grad[..])
+            let (kept, free) = self.trajectory.split_at_mut(if keep { k * p } else { 0 });
+            let at = match (k, keep) {
+                (0, _) => Weights::Shared(theta),
+                (_, true) => Weights::Lanes(&kept[(k - 1) * p..]),
+                (_, false) => Weights::Lanes(&self.phi),
             };
-            let at = if k == 0 { Weights::Shared(theta) } else { Weights::Lanes(&before[..p]) };
+            let next = if keep && k + 1 < steps { &mut free[..p] } else { &mut self.grad[..] };
             model
                 .gradient_step_lanes(at, alpha, s.view(), next, scratch, prepare)
                 .expect("LaneGroup::load checked that the model has lane passes")?;
