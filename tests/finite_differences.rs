@@ -179,6 +179,25 @@ fn check(c: &Case, label: &str) {
     let bad: Vec<f64> = c.v.iter().map(|_| f64::NAN).collect();
     let mut out = vec![0.0; p];
     assert!(m.gnvp_prepared(&c.theta, &c.split, &bad, &mut out, ps).is_err(), "{label}: NaN v");
+    // Prepared by a gradient pass (a proximal Gauss-Newton step): the
+    // gradient as loss_grad's, every product as loss_gnvp's, bit for bit.
+    let (mut g_prepared, mut g_plain) = (vec![0.0; p], vec![0.0; p]);
+    ps.fill(f64::NAN);
+    let loss = m.loss_grad_prepare_gnvp(&c.theta, &c.split, &mut g_prepared, ps).unwrap();
+    let plain = m.loss_grad(&c.theta, &c.split, &mut g_plain, s.get(m, Pass::Gradient, n)).unwrap();
+    assert_eq!(
+        (loss.to_bits(), &g_prepared),
+        (plain.to_bits(), &g_plain),
+        "{label}: Gauss-Newton-prepared gradient"
+    );
+    for (i, factor) in [0.5, -2.0].into_iter().enumerate() {
+        let u: Vec<f64> =
+            c.v.iter().enumerate().map(|(j, x)| factor * x + 0.2 * j as f64).collect();
+        let (mut expected, mut actual) = (vec![0.0; p], vec![0.0; p]);
+        m.loss_gnvp(&c.theta, &c.split, &u, &mut expected, s.get(m, Pass::GaussNewton, n)).unwrap();
+        m.gnvp_prepared(&c.theta, &c.split, &u, &mut actual, ps).unwrap();
+        assert_eq!(actual, expected, "{label}: Gauss-Newton product {i} after a gradient pass");
+    }
     // The same for Hessian-vector products prepared by a gradient pass (MAML's
     // inner loop then reverse pass): the gradient as loss_grad's, every
     // product as loss_grad_hvp's, bit for bit.

@@ -125,6 +125,24 @@ pub trait Model<T: Real>: Send + Sync {
         self.loss_grad(theta, split, grad, scratch)
     }
 
+    /// The loss and its gradient, as [`Model::loss_grad`] (the same bits), in
+    /// a `scratch` sized for [`Pass::GaussNewton`], which it leaves prepared
+    /// for [`Model::gnvp_prepared`] at the same θ and split, as
+    /// [`Model::prepare_gnvp`] would (a proximal Gauss-Newton step computes
+    /// this gradient, then solves with `G(θ)` there). The default runs the
+    /// two.
+    fn loss_grad_prepare_gnvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        grad: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        let loss = self.loss_grad(theta, split, grad, scratch)?;
+        self.prepare_gnvp(theta, split, scratch)?;
+        Ok(loss)
+    }
+
     /// Prepares Hessian-vector products at one θ on one split without a
     /// gradient (MAML's reverse pass at its earlier points, conjugate gradient
     /// on the Hessian): checks θ and the split and runs into `scratch` (sized

@@ -236,12 +236,18 @@ impl<T: Real> Parts<'_, T> {
         };
         for _ in 0..steps {
             // rhs = ∇L_s(φ) + λ(φ − θ): the proximal objective's gradient.
-            model.loss_grad(
-                self.phi,
-                support,
-                self.rhs,
-                self.scratch.get(model, Pass::Gradient, rows),
-            )?;
+            // A Gauss-Newton step's pass leaves its scratch prepared for the
+            // solve's products at this φ (the forward pass, once).
+            match self.config.inner {
+                InnerSolver::GradientSteps { .. } => {
+                    let s = self.scratch.get(model, Pass::Gradient, rows);
+                    model.loss_grad(self.phi, support, self.rhs, s)?
+                }
+                InnerSolver::ProximalGaussNewton { .. } => {
+                    let s = self.scratch.get(model, Pass::GaussNewton, rows);
+                    model.loss_grad_prepare_gnvp(self.phi, support, self.rhs, s)?
+                }
+            };
             axpy(lambda, self.phi, self.rhs);
             axpy(-lambda, theta, self.rhs);
             match (self.config.inner, self.inner_cg) {
@@ -260,8 +266,7 @@ impl<T: Real> Parts<'_, T> {
                         scale: T::ONE,
                         scratch: self.scratch,
                         work: self.work,
-                    }
-                    .prepared()?;
+                    };
                     self.step.fill(T::ZERO);
                     let report = cg.solve(&mut op, self.rhs, self.step, self.cg)?;
                     stats.iterations += report.iterations;

@@ -712,13 +712,14 @@ impl Mlp {
         let r = self.regions(rows, scratch);
         self.forward(theta, x, rows, r.hs, InputProducts::Run);
         let loss = self.seed(split, r.hs, r.delta_a)?;
-        // In a Hessian-vector scratch, keep the δ chain and the transposes
-        // for prepared products.
-        let (cache, wts) = if pass == Pass::HessianVector {
-            self.transpose_weights(theta, rows, r.wts);
-            (Some(r.dhs), Some(&*r.wts))
-        } else {
-            (None, None)
+        // In a curvature scratch, keep the transposes for prepared products
+        // (and, for Hessian-vector products, the δ chain).
+        let (cache, wts) = match pass {
+            Pass::HessianVector | Pass::GaussNewton => {
+                self.transpose_weights(theta, rows, r.wts);
+                (if pass == Pass::HessianVector { Some(r.dhs) } else { None }, Some(&*r.wts))
+            }
+            _ => (None, None),
         };
         self.backward(
             theta,
@@ -1014,6 +1015,18 @@ impl<T: Real> Model<T> for Mlp {
         // `hs`, which no later step of the gradient pass writes, and it
         // caches its δ chain in `dhs`.
         self.gradient_pass(theta, split, grad, Pass::HessianVector, scratch)
+    }
+
+    fn loss_grad_prepare_gnvp(
+        &self,
+        theta: &[T],
+        split: &Split<T>,
+        grad: &mut [T],
+        scratch: &mut [T],
+    ) -> Result<T> {
+        // The forward pass stays in `hs`, the transposes in `wts`: what
+        // prepare_gnvp leaves.
+        self.gradient_pass(theta, split, grad, Pass::GaussNewton, scratch)
     }
 
     fn hvp_prepared(
