@@ -190,12 +190,16 @@ fn a_failing_lane_is_named_by_its_tasks_own_error() {
     let own = fomaml.task_gradient(model, &theta, &tasks[6], &mut g).unwrap_err();
     assert_eq!(err, own);
     assert!(matches!(err, MetaError::Model(theta_core::Error::NonFinite(_))), "{err}");
-    // MAML with one step, whose groups take the fused lane pass.
-    let mut maml = Maml::<f32>::new(MamlConfig::default()).unwrap();
-    let err = maml.group_gradient(model, &theta, &tasks, &mut sum, &mut outcomes).unwrap_err();
-    let own = maml.task_gradient(model, &theta, &tasks[6], &mut g).unwrap_err();
-    assert_eq!(err, own);
-    assert!(matches!(err, MetaError::Model(theta_core::Error::NonFinite(_))), "{err}");
+    // MAML with one step, whose groups take the fused lane pass, and with
+    // three, through the lane R-pass's reverse steps.
+    for inner_steps in [1, 3] {
+        let config = MamlConfig { inner_steps, ..MamlConfig::default() };
+        let mut maml = Maml::<f32>::new(config).unwrap();
+        let err = maml.group_gradient(model, &theta, &tasks, &mut sum, &mut outcomes).unwrap_err();
+        let own = maml.task_gradient(model, &theta, &tasks[6], &mut g).unwrap_err();
+        assert_eq!(err, own, "MAML, {inner_steps} steps");
+        assert!(matches!(err, MetaError::Model(theta_core::Error::NonFinite(_))), "{err}");
+    }
 }
 
 /// First-order MAML on a batch of `tasks` sinusoids (several groups), 6

@@ -318,6 +318,9 @@ pub trait Model<T: Real>: Send + Sync {
     /// [`Model::hvp_lanes_prepared`] on its prepared scratch) followed by
     /// `(−α) (H v)_i + v_i` in one multiply-add: the bits of that pair,
     /// without storing `H v` to read it back. The default composes the two.
+    /// An implementation need not scan v for non-finite values: `v_i` is a
+    /// term of `out_i`, so one stays in `out`, which the caller checks
+    /// (MAML checks each group's sum).
     fn hvp_step_lanes(
         &self,
         theta: Weights<'_, T>,

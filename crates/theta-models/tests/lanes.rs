@@ -340,6 +340,21 @@ where
                 let what = format!("{what}: v − α H v, prepared {prepared_scratch}");
                 assert_eq!(bits(&out), bits(&reverse), "{what}");
             }
+            // The step does not scan v: a NaN in one lane's v stays at its
+            // index of `out` (MAML then finds it in the group's sum).
+            let (at, lane) = (p / 2, n - 1);
+            let mut poisoned = v.clone();
+            let mut values = vec![T::ZERO; n];
+            poisoned[at].store(&mut values);
+            values[lane] = T::from_f64(f64::NAN);
+            poisoned[at] = T::Pack::load(&values);
+            let mut out = vec![zero; p];
+            let split = LaneSplit { rows, x: &x, y: &y };
+            let step =
+                model.hvp_step_lanes(theta, alpha, split, &poisoned, &mut out, &mut plain, false);
+            step.unwrap().unwrap();
+            out[at].store(&mut values);
+            assert!(!values[lane].to_f64().is_finite(), "{what}: the NaN of v left out");
         }
     }
 }
