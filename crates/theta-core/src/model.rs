@@ -292,7 +292,10 @@ pub trait Model<T: Real>: Send + Sync {
     /// is P packs: 113 KB for the sinusoid network). With `prepare`, the
     /// scratch is left as [`Model::loss_grad_prepare_hvp_lanes`] leaves
     /// it, for `H(θ) v`. Returns each lane's loss. The default composes
-    /// the two.
+    /// the two. An implementation need not scan θ for non-finite values
+    /// when it is each lane's own: `θ_i` is the base of `phi_i`, so one
+    /// stays in `phi`, which the caller checks (`LaneGroup`'s query pass
+    /// scans the last φ).
     fn gradient_step_lanes(
         &self,
         theta: Weights<'_, T>,

@@ -340,21 +340,33 @@ where
                 let what = format!("{what}: v − α H v, prepared {prepared_scratch}");
                 assert_eq!(bits(&out), bits(&reverse), "{what}");
             }
-            // The step does not scan v: a NaN in one lane's v stays at its
-            // index of `out` (MAML then finds it in the group's sum).
-            let (at, lane) = (p / 2, n - 1);
-            let mut poisoned = v.clone();
-            let mut values = vec![T::ZERO; n];
-            poisoned[at].store(&mut values);
-            values[lane] = T::from_f64(f64::NAN);
-            poisoned[at] = T::Pack::load(&values);
-            let mut out = vec![zero; p];
+            // The steps do not scan v, nor each lane's own θ: a NaN in one
+            // lane's value stays at its index of the output (the caller
+            // finds it: LaneGroup's query pass scans φ, MAML the group's sum).
+            let (at, t) = (p / 2, n - 1);
+            let poison = |v: &[T::Pack]| {
+                let mut poisoned = v.to_vec();
+                let mut values = vec![T::ZERO; n];
+                poisoned[at].store(&mut values);
+                values[t] = T::from_f64(f64::NAN);
+                poisoned[at] = T::Pack::load(&values);
+                poisoned
+            };
+            let (bad_v, bad_theta) = (poison(&v), poison(&theta_lanes));
+            let lane_value = |out: &[T::Pack]| lane::<T>(out, t)[at].to_f64();
             let split = LaneSplit { rows, x: &x, y: &y };
+            let mut out = vec![zero; p];
             let step =
-                model.hvp_step_lanes(theta, alpha, split, &poisoned, &mut out, &mut plain, false);
+                model.hvp_step_lanes(theta, alpha, split, &bad_v, &mut out, &mut plain, false);
             step.unwrap().unwrap();
-            out[at].store(&mut values);
-            assert!(!values[lane].to_f64().is_finite(), "{what}: the NaN of v left out");
+            assert!(!lane_value(&out).is_finite(), "{what}: the NaN of v left out");
+            if !shared {
+                let bad = Weights::Lanes(&bad_theta);
+                let step =
+                    model.gradient_step_lanes(bad, alpha, split, &mut out, &mut plain, false);
+                let kept = step.unwrap().map_or(true, |_| !lane_value(&out).is_finite());
+                assert!(kept, "{what}: the NaN of θ left out of φ");
+            }
         }
     }
 }
