@@ -255,7 +255,9 @@ impl<T: Real> Parts<'_, T> {
                     axpy(T::from_f64(-lr), self.rhs, self.phi)
                 }
                 (InnerSolver::ProximalGaussNewton { .. }, Some(cg)) => {
-                    // (G + λI) d = −rhs, then φ += d.
+                    // (G + λI) d = −rhs, then φ += d. The operator is not
+                    // `prepared()`: loss_grad_prepare_gnvp above left its
+                    // scratch so, at this φ.
                     scale(-T::ONE, self.rhs);
                     let mut op = DampedCurvature {
                         model,
