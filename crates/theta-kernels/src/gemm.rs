@@ -48,12 +48,13 @@
 //! theta-benches -- gemm`, and in-process A/B runs of whole meta-steps,
 //! 2026-11-22): `x · W` with at most [`SMALL_ROWS`] rows and at least 16
 //! output columns is 15–25% faster than faer at the sinusoid's shape
-//! (10 × 40 × 40); `xᵀ δ` over at most [`SMALL_ROWS`] rows 5% faster; the
+//! (10 × 40 × 40); `xᵀ δ` over at most [`SMALL_ROWS`] rows 5% faster (since
+//! 2026-12-06 over up to [`SMALL_TN_ROWS`], the pretrained baseline's 500); the
 //! one-term and one-column loops 1.1–3× faster than faer. With those and
 //! the faster column sums and finiteness checks of the same change, MAML's
 //! and first-order MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this
 //! kernel could only run on a transposed copy of W (the transpose alone
-//! costs about as much as the product), stays on faer, as do long
+//! costs about as much as the product), stays on faer, as do longer
 //! reductions and large layers, unless the caller made Wᵀ for several
 //! products ([`transpose`]; see `Dense::transposes`). Caching the
 //! transposes per thread (θ's weights serve every task of a meta-batch) did
@@ -161,12 +162,20 @@ fn small_widths(k: usize, n: usize) -> bool {
     (1..=SMALL_MAX).contains(&k) && (16..=SMALL_MAX).contains(&n)
 }
 
+/// Rows summed over up to which `xᵀ δ` runs the small kernel: its
+/// accumulators stay in registers however long the sum, and the pretrained
+/// baseline's 500-row gradient ran 5% faster as a whole step than on faer
+/// (16,399–16,446 against 15,588–15,635 steps/s, three runs each,
+/// alternated, AMD Zen 4, 2026-12-06). Longer sums stream δ from further
+/// out in the caches once per block of output rows, and stay on faer.
+pub const SMALL_TN_ROWS: usize = 512;
+
 /// True when `aᵀ · b`, for `a` of `m × k` and `b` of `m × n`, runs on the
-/// small kernel, read with A transposed in place: the bounds of [`is_small`]
-/// with m the rows summed over (at most [`SMALL_ROWS`]) and k the output rows
-/// (wider was slower on the 784-wide layers).
+/// small kernel, read with A transposed in place: the widths of
+/// [`is_small`] with k the output rows (wider was slower on the 784-wide
+/// layers), over at most [`SMALL_TN_ROWS`] rows m.
 pub fn is_small_tn(m: usize, k: usize, n: usize) -> bool {
-    is_small(m, k, n)
+    m <= SMALL_TN_ROWS && small_widths(k, n)
 }
 
 /// `out (m × n) ← [out +] a (m × k) · b (k × n)`, all row-major.

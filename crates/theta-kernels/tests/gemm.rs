@@ -9,8 +9,8 @@ use theta_kernels::activation::{
     Activation, bias_activation, column_sums, mul_activation_derivative,
 };
 use theta_kernels::gemm::{
-    gemm, gemm_bias_relu, gemm_nt, gemm_nt_times_derivative, gemm_ref, gemm_sum, gemm_tn,
-    gemm_tn_sum, is_small, is_small_tn, transpose, weight_and_bias_gradients,
+    SMALL_TN_ROWS, gemm, gemm_bias_relu, gemm_nt, gemm_nt_times_derivative, gemm_ref, gemm_sum,
+    gemm_tn, gemm_tn_sum, is_small, is_small_tn, transpose, weight_and_bias_gradients,
 };
 use theta_kernels::{Dense, Real};
 
@@ -392,6 +392,51 @@ fn transposed_products_match_faer_f64() {
     transposed_products_match_faer::<f64>();
 }
 
+/// `xᵀ δ` over long sums (up to [`SMALL_TN_ROWS`] rows, the pretrained
+/// baseline's 500) on the small kernel is faer's product bit for bit where
+/// multiply-adds are fused, so that moving the bound changed no result.
+fn long_weight_gradients_match_faer<T: Real>() {
+    let mut g = Lcg(23);
+    for (m, k, n) in
+        [(33, 40, 40), (500, 40, 40), (SMALL_TN_ROWS, 40, 40), (80, 128, 64), (250, 17, 33)]
+    {
+        assert!(is_small_tn(m, k, n), "{m} × {k} × {n} runs the small kernel");
+        let (x, d): (Vec<T>, Vec<T>) = (g.vec(m * k), g.vec(m * n));
+        let mut small = vec![T::ZERO; k * n];
+        gemm_tn(false, &mut small, &x, &d, m, k, n);
+        let mut faer = vec![T::ZERO; k * n];
+        faer::linalg::matmul::matmul(
+            faer::MatMut::from_row_major_slice_mut(&mut faer, k, n),
+            faer::Accum::Replace,
+            faer::MatRef::from_row_major_slice(&x, m, k).transpose(),
+            faer::MatRef::from_row_major_slice(&d, m, n),
+            T::ONE,
+            faer::Par::Seq,
+        );
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        let what = format!("xᵀ δ {m} × {k} × {n} ({})", T::NAME);
+        if cfg!(target_feature = "fma") {
+            assert_eq!(bits(&small), bits(&faer), "{what}");
+        } else {
+            // Unfused, the two round differently; they still agree closely.
+            for (a, b) in small.iter().zip(&faer) {
+                let (a, b) = (a.to_f64(), b.to_f64());
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what}: {a} against {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn long_weight_gradients_match_faer_f32() {
+    long_weight_gradients_match_faer::<f32>();
+}
+
+#[test]
+fn long_weight_gradients_match_faer_f64() {
+    long_weight_gradients_match_faer::<f64>();
+}
+
 #[test]
 fn two_term_sums_are_one_sum_in_order_exactly() {
     // Exact integers again: a₁ b₁ + a₂ b₂ on the small kernel is the sum over
@@ -427,7 +472,8 @@ fn the_sinusoid_layer_takes_the_small_kernel() {
     assert!(is_small(10, 40, 40));
     assert!(is_small_tn(10, 40, 40), "xᵀ δ reads x transposed in place");
     assert!(!is_small(10, 40, 1), "one-column outputs are dot products");
-    assert!(!is_small_tn(33, 40, 40), "long reductions stay on faer");
+    assert!(is_small_tn(500, 40, 40), "the pretrained baseline's 500-row gradient");
+    assert!(!is_small_tn(513, 40, 40), "longer reductions stay on faer");
     assert!(!is_small(500, 40, 40), "tall products stay on faer");
     assert!(!is_small(80, 784, 256), "large layers stay on faer");
 }
