@@ -56,7 +56,9 @@
 //! kernel could only run on a transposed copy of W (the transpose alone
 //! costs about as much as the product), stays on faer, as do longer
 //! reductions and large layers, unless the caller made Wᵀ for several
-//! products ([`transpose`]; see `Dense::transposes`). Caching the
+//! products ([`transpose`]; see `Dense::transposes`), or the product has
+//! so many rows that the transpose is cheap beside it ([`TALL_NT_ROWS`]:
+//! the pretrained baseline's 500-row `δz Wᵀ`, 4% faster as a whole step). Caching the
 //! transposes per thread (θ's weights serve every task of a meta-batch) did
 //! not pay: on a hit
 //! the product was 30% faster than faer's, but recognising W (comparing its
@@ -381,9 +383,40 @@ pub fn gemm_nt<T: Real>(
     }
     if n == 1 {
         outer(Epilogue::new(accumulate), out, a, b);
+    } else if is_tall_nt(m, n, k) {
+        // bᵀ on the stack: `is_tall_nt` bounds its size.
+        let mut bt = [T::ZERO; TALL_NT_VALUES];
+        let bt = &mut bt[..k * n];
+        transpose(b, k, n, bt);
+        small::<T, false, 1>(Epilogue::new(accumulate), out, [(a, bt)], n, m, n, k);
     } else {
         faer_product(accumulate, view_mut(out, m, k), view(a, m, n), view(b, k, n).transpose());
     }
+}
+
+/// Rows from which [`gemm_nt`] runs `a · bᵀ` as `a · (bᵀ)` on the small
+/// kernel, making bᵀ itself: there the transpose (about 300 ns at 40 × 40)
+/// is small beside the product. The pretrained baseline's step, whose
+/// `δz Wᵀ` is 500 × 40 × 40: 16,670–17,134 steps/s against 16,174–16,330
+/// on faer (four runs each, alternated, AMD Zen 4, 2026-12-06). Below, a caller that multiplies by one Wᵀ
+/// several times makes it once
+/// ([`Dense::transposes`](crate::Dense::transposes)).
+pub const TALL_NT_ROWS: usize = 64;
+
+/// The most values of `b` that [`gemm_nt`] transposes (on the stack: 16 KB
+/// in f32); larger layers stay on faer.
+const TALL_NT_VALUES: usize = 4096;
+
+/// True when `a (m × n) · bᵀ` (b of `k × n`) runs on the small kernel
+/// through a transpose of b: on at least [`TALL_NT_ROWS`] rows, b of at
+/// most 4,096 values, the small kernel's widths, and only where
+/// multiply-adds are fused, where its sums are faer's bit for bit (so the
+/// route never changes a result).
+pub fn is_tall_nt(m: usize, n: usize, k: usize) -> bool {
+    cfg!(target_feature = "fma")
+        && m >= TALL_NT_ROWS
+        && k * n <= TALL_NT_VALUES
+        && small_widths(n, k)
 }
 
 /// `out (m × k) ← (a · bᵀ) ⊙ σ'` for `a` of `m × n` and `b` of `k × n`, σ'

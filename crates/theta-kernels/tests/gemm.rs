@@ -9,8 +9,9 @@ use theta_kernels::activation::{
     Activation, bias_activation, column_sums, mul_activation_derivative,
 };
 use theta_kernels::gemm::{
-    SMALL_TN_ROWS, gemm, gemm_bias_relu, gemm_nt, gemm_nt_times_derivative, gemm_ref, gemm_sum,
-    gemm_tn, gemm_tn_sum, is_small, is_small_tn, transpose, weight_and_bias_gradients,
+    SMALL_TN_ROWS, TALL_NT_ROWS, gemm, gemm_bias_relu, gemm_nt, gemm_nt_times_derivative, gemm_ref,
+    gemm_sum, gemm_tn, gemm_tn_sum, is_small, is_small_tn, is_tall_nt, transpose,
+    weight_and_bias_gradients,
 };
 use theta_kernels::{Dense, Real};
 
@@ -425,6 +426,47 @@ fn long_weight_gradients_match_faer<T: Real>() {
             }
         }
     }
+}
+
+/// `δ Wᵀ` on many rows, which `gemm_nt` runs through a transpose on the
+/// small kernel where multiply-adds are fused, is faer's product bit for
+/// bit (so that the route changed no result), replacing or accumulating.
+fn tall_products_match_faer<T: Real>() {
+    let mut g = Lcg(29);
+    for (m, n, k) in
+        [(TALL_NT_ROWS, 40, 40), (500, 40, 40), (80, 64, 64), (100, 17, 33), (300, 100, 16)]
+    {
+        assert_eq!(is_tall_nt(m, n, k), cfg!(target_feature = "fma"), "{m} × {n} × {k}");
+        let (d, w): (Vec<T>, Vec<T>) = (g.vec(m * n), g.vec(k * n));
+        for accumulate in [false, true] {
+            let old = g.vec(m * k);
+            let (mut ours, mut faer) = (old.clone(), old);
+            gemm_nt(accumulate, &mut ours, &d, &w, m, n, k);
+            faer::linalg::matmul::matmul(
+                faer::MatMut::from_row_major_slice_mut(&mut faer, m, k),
+                if accumulate { faer::Accum::Add } else { faer::Accum::Replace },
+                faer::MatRef::from_row_major_slice(&d, m, n),
+                faer::MatRef::from_row_major_slice(&w, k, n).transpose(),
+                T::ONE,
+                faer::Par::Seq,
+            );
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            let what = format!("δ Wᵀ {m} × {n} × {k}, accumulate {accumulate} ({})", T::NAME);
+            assert_eq!(bits(&ours), bits(&faer), "{what}");
+        }
+    }
+    assert!(!is_tall_nt(TALL_NT_ROWS - 1, 40, 40), "fewer rows stay on faer");
+    assert!(!is_tall_nt(500, 128, 64), "larger layers stay on faer");
+}
+
+#[test]
+fn tall_products_match_faer_f32() {
+    tall_products_match_faer::<f32>();
+}
+
+#[test]
+fn tall_products_match_faer_f64() {
+    tall_products_match_faer::<f64>();
 }
 
 #[test]
