@@ -384,11 +384,9 @@ pub fn gemm_nt<T: Real>(
     if n == 1 {
         outer(Epilogue::new(accumulate), out, a, b);
     } else if is_tall_nt(m, n, k) {
-        // bᵀ on the stack: `is_tall_nt` bounds its size.
-        let mut bt = [T::ZERO; TALL_NT_VALUES];
-        let bt = &mut bt[..k * n];
-        transpose(b, k, n, bt);
-        small::<T, false, 1>(Epilogue::new(accumulate), out, [(a, bt)], n, m, n, k);
+        with_transposed(b, k, n, |bt| {
+            small::<T, false, 1>(Epilogue::new(accumulate), out, [(a, bt)], n, m, n, k);
+        });
     } else {
         faer_product(accumulate, view_mut(out, m, k), view(a, m, n), view(b, k, n).transpose());
     }
@@ -406,6 +404,20 @@ pub const TALL_NT_ROWS: usize = 64;
 /// The most values of `b` that [`gemm_nt`] transposes (on the stack: 16 KB
 /// in f32); larger layers stay on faer.
 const TALL_NT_VALUES: usize = 4096;
+
+/// Rows of a tall `δz Wᵀ ⊙ σ'` ([`gemm_nt_times_derivative`]) per chunk:
+/// each chunk's product, then its σ' sweep while it is in L1 (40 rows × 40
+/// columns are 6.4 KB in f32; a multiple of every blocking's rows).
+const TALL_NT_CHUNK: usize = 40;
+
+/// `f(bᵀ)` for `b` of `k × n`, bᵀ made on the stack (at most
+/// [`TALL_NT_VALUES`] values).
+fn with_transposed<T: Real>(b: &[T], k: usize, n: usize, f: impl FnOnce(&[T])) {
+    let mut bt = [T::ZERO; TALL_NT_VALUES];
+    let bt = &mut bt[..k * n];
+    transpose(b, k, n, bt);
+    f(bt)
+}
 
 /// True when `a (m × n) · bᵀ` (b of `k × n`) runs on the small kernel
 /// through a transpose of b: on at least [`TALL_NT_ROWS`] rows, b of at
@@ -425,8 +437,10 @@ pub fn is_tall_nt(m: usize, n: usize, k: usize) -> bool {
 /// layer. With one column (n = 1, `δz Wᵀ` of a one-wide layer such as the
 /// sinusoid's output) it is an outer product whose store multiplies by σ',
 /// one sweep over the output fewer (the pretrained baseline's 500 × 40 is
-/// an L2-bound sweep); otherwise the product, then the sweep. The bits are
-/// the same either way: one rounded product, then one multiplication by σ'.
+/// an L2-bound sweep); on the tall route of [`gemm_nt`] ([`is_tall_nt`]),
+/// chunks of rows, each product swept while it is in L1; otherwise the
+/// product, then the sweep. The bits are the same either way: one rounded
+/// product, then one multiplication by σ'.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_nt_times_derivative<T: Real>(
     act: Activation,
@@ -442,6 +456,20 @@ pub fn gemm_nt_times_derivative<T: Real>(
     if n == 1 && k > 0 {
         let (a, b) = (&a[..m], &b[..k]);
         crate::activation::dispatch!(act, K => outer_times_derivative::<T, K>(h, out, a, b));
+    } else if is_tall_nt(m, n, k) {
+        // The sweep over each chunk of rows right after its product, in L1,
+        // not over the whole output from L2 after (500 × 40 is 80 KB).
+        with_transposed(&b[..k * n], k, n, |bt| {
+            let chunks = out
+                .chunks_mut(TALL_NT_CHUNK * k)
+                .zip(a[..m * n].chunks(TALL_NT_CHUNK * n))
+                .zip(h.chunks(TALL_NT_CHUNK * k));
+            for ((out, a), h) in chunks {
+                let rows = out.len() / k;
+                small::<T, false, 1>(Epilogue::Replace, out, [(a, bt)], n, rows, n, k);
+                mul_activation_derivative(act, h, out);
+            }
+        });
     } else {
         gemm_nt(false, out, a, b, m, n, k);
         mul_activation_derivative(act, h, out);
@@ -701,30 +729,54 @@ pub fn weight_and_bias_gradients<T: Real>(
 
 /// `out (m) ← [out +] a (m × k) · b (k)`: a dot product per row, in packs
 /// along k (a last partial pack over the last whole pack's span, its shared
-/// lanes zeroed), the lanes then summed as a tree.
+/// lanes zeroed), the lanes then summed as a tree: sixteen rows' packs at a
+/// time where there are sixteen ([`Pack::tree_sums`]: with AVX-512, 31
+/// shuffles of whole registers instead of a store and fifteen scalar
+/// additions per row; the pretrained baseline's output layer has 500
+/// rows), the rows left one by one (a task's 10: padded to sixteen packs,
+/// iMAML's steps ran 3% slower, though the product alone was faster).
 fn matvec<T: Real>(accumulate: bool, out: &mut [T], a: &[T], b: &[T], k: usize) {
+    const ROWS: usize = 16;
     let lanes = T::Pack::LANES;
     let whole = k - k % lanes;
     let zero = T::Pack::splat(T::ZERO);
-    for (o, row) in out.iter_mut().zip(a.chunks_exact(k)) {
+    let row_sums = |row: &[T]| {
         let mut s = zero;
         for p in (0..whole).step_by(lanes) {
             s = T::Pack::load(&row[p..]).mul_add(T::Pack::load(&b[p..]), s);
         }
-        let s = if whole == k {
-            tree_sum(s)
-        } else if k >= lanes {
+        if whole < k {
             let (p, done) = (k - lanes, lanes - k % lanes);
             let tail = zero.blend_first(done, T::Pack::load(&row[p..]));
-            tree_sum(tail.mul_add(T::Pack::load(&b[p..]), s))
+            s = tail.mul_add(T::Pack::load(&b[p..]), s);
+        }
+        s
+    };
+    let set = |o: &mut T, s: T| *o = if accumulate { *o + s } else { s };
+    let full = if k >= lanes { out.len() - out.len() % ROWS } else { 0 };
+    let (head, tail) = out.split_at_mut(full);
+    let mut packs = [zero; ROWS];
+    let mut sums = [T::ZERO; ROWS];
+    for (outs, rows) in head.chunks_exact_mut(ROWS).zip(a.chunks_exact(ROWS * k)) {
+        for (p, row) in packs.iter_mut().zip(rows.chunks_exact(k)) {
+            *p = row_sums(row);
+        }
+        T::Pack::tree_sums(&packs, lanes, &mut sums);
+        for (o, &s) in outs.iter_mut().zip(&sums) {
+            set(o, s);
+        }
+    }
+    for (o, row) in tail.iter_mut().zip(a[full * k..].chunks_exact(k)) {
+        let s = if k >= lanes {
+            tree_sum(row_sums(row))
         } else {
             row.iter().zip(b).fold(T::ZERO, |s, (&x, &y)| s + x * y)
         };
-        *o = if accumulate { *o + s } else { s };
+        set(o, s);
     }
 }
 
-/// The sum of a pack's lanes, pairwise (a short dependency chain).
+/// The sum of a pack's lanes as [`Pack::tree_sums`] sums them, one pack.
 #[inline(always)]
 fn tree_sum<T: Real>(s: T::Pack) -> T {
     let mut v = [T::ZERO; 16];

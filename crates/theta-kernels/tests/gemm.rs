@@ -94,6 +94,7 @@ fn products<T: Real>() {
         (4, 5, 1),
         (4, 32, 1),
         (33, 17, 1),
+        (500, 40, 1),
         (10, 40, 3),
         (3, 5, 7),
         // weighted row sums of more than one group of four packs
@@ -102,6 +103,9 @@ fn products<T: Real>() {
         // reductions over at most 32 rows with tall outputs (xᵀ δ in place)
         (10, 100, 40),
         (32, 128, 17),
+        // long reductions and tall `δ Wᵀ` on the small kernel
+        (500, 40, 40),
+        (100, 17, 33),
         // empty sums and empty outputs
         (5, 0, 6),
         (0, 5, 6),
@@ -284,6 +288,9 @@ fn fused_backward_is_the_sequence<T: Real>() {
         (1, 1, 1),
         (10, 40, 40),
         (3, 13, 31),
+        // Tall: `δz Wᵀ ⊙ σ'` in chunks of rows, the last one partial.
+        (500, 40, 40),
+        (77, 33, 17),
     ];
     for (m, k, n) in shapes {
         let what = format!("{m}×{k}×{n} ({})", T::NAME);
