@@ -182,9 +182,9 @@ fn check(c: &Case, label: &str) {
     // Prepared by a gradient pass (a proximal Gauss-Newton step): the
     // gradient as loss_grad's, every product as loss_gnvp's, bit for bit.
     let (mut g_prepared, mut g_plain) = (vec![0.0; p], vec![0.0; p]);
+    let plain = m.loss_grad(&c.theta, &c.split, &mut g_plain, s.get(m, Pass::Gradient, n)).unwrap();
     ps.fill(f64::NAN);
     let loss = m.loss_grad_prepare_gnvp(&c.theta, &c.split, &mut g_prepared, ps).unwrap();
-    let plain = m.loss_grad(&c.theta, &c.split, &mut g_plain, s.get(m, Pass::Gradient, n)).unwrap();
     assert_eq!(
         (loss.to_bits(), &g_prepared),
         (plain.to_bits(), &g_plain),
@@ -202,9 +202,7 @@ fn check(c: &Case, label: &str) {
     // inner loop then reverse pass): the gradient as loss_grad's, every
     // product as loss_grad_hvp's, bit for bit.
     let ps = prepared.get(m, Pass::HessianVector, n);
-    let (mut g_prepared, mut g_plain) = (vec![0.0; p], vec![0.0; p]);
     let loss = m.loss_grad_prepare_hvp(&c.theta, &c.split, &mut g_prepared, ps).unwrap();
-    let plain = m.loss_grad(&c.theta, &c.split, &mut g_plain, s.get(m, Pass::Gradient, n)).unwrap();
     assert_eq!(
         (loss.to_bits(), &g_prepared),
         (plain.to_bits(), &g_plain),

@@ -58,8 +58,8 @@
 //! reductions and large layers, unless the caller made Wᵀ for several
 //! products ([`transpose`]; see `Dense::transposes`), or the product has
 //! so many rows that the transpose is cheap beside it ([`TALL_NT_ROWS`]:
-//! the pretrained baseline's 500-row `δz Wᵀ`, 4% faster as a whole step). Caching the
-//! transposes per thread (θ's weights serve every task of a meta-batch) did
+//! the pretrained baseline's 500-row `δz Wᵀ`, 4% faster as a whole step).
+//! Caching the transposes per thread (θ's weights serve every task of a meta-batch) did
 //! not pay: on a hit
 //! the product was 30% faster than faer's, but recognising W (comparing its
 //! 1,600 values with the cached copies) and copying the matrices met once
@@ -393,11 +393,11 @@ pub fn gemm_nt<T: Real>(
 }
 
 /// Rows from which [`gemm_nt`] runs `a · bᵀ` as `a · (bᵀ)` on the small
-/// kernel, making bᵀ itself: there the transpose (about 300 ns at 40 × 40)
+/// kernel, making bᵀ itself: there the transpose (172–300 ns at 40 × 40)
 /// is small beside the product. The pretrained baseline's step, whose
 /// `δz Wᵀ` is 500 × 40 × 40: 16,670–17,134 steps/s against 16,174–16,330
-/// on faer (four runs each, alternated, AMD Zen 4, 2026-12-06). Below, a caller that multiplies by one Wᵀ
-/// several times makes it once
+/// on faer (four runs each, alternated, AMD Zen 4, 2026-12-06). Below, a
+/// caller that multiplies by one Wᵀ several times makes it once
 /// ([`Dense::transposes`](crate::Dense::transposes)).
 pub const TALL_NT_ROWS: usize = 64;
 

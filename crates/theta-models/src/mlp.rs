@@ -714,13 +714,12 @@ impl Mlp {
         let loss = self.seed(split, r.hs, r.delta_a)?;
         // In a curvature scratch, keep the transposes for prepared products
         // (and, for Hessian-vector products, the δ chain).
-        let (cache, wts) = match pass {
-            Pass::HessianVector | Pass::GaussNewton => {
-                self.transpose_weights(theta, rows, r.wts);
-                (if pass == Pass::HessianVector { Some(r.dhs) } else { None }, Some(&*r.wts))
-            }
-            _ => (None, None),
-        };
+        let curvature = matches!(pass, Pass::HessianVector | Pass::GaussNewton);
+        if curvature {
+            self.transpose_weights(theta, rows, r.wts);
+        }
+        let wts = curvature.then_some(&*r.wts);
+        let cache = (pass == Pass::HessianVector).then_some(r.dhs);
         self.backward(
             theta,
             wts,
