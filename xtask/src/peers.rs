@@ -82,29 +82,76 @@ pub(crate) fn run(root: &Path, seconds: f64) -> PeerResults {
 
 /// Prints theta against every peer that ran: meta-steps/s and ratios.
 pub(crate) fn print_table(theta: &BTreeMap<String, f64>, peers: &PeerResults) {
+    print!("{}", table(theta, peers));
+}
+
+/// The table [`print_table`] prints (empty when no peer ran).
+fn table(theta: &BTreeMap<String, f64>, peers: &PeerResults) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     if peers.is_empty() {
-        return;
+        return out;
     }
     let columns: Vec<&(String, String)> = peers.keys().collect();
-    print!("\n{:<36} {:>9}", "meta-steps/s, one thread", "theta");
+    write!(out, "\n{:<36} {:>9}", "meta-steps/s, one thread", "theta").unwrap();
     for (f, s) in &columns {
-        print!(" {:>22}", format!("{f} {s}"));
+        write!(out, " {:>22}", format!("{f} {s}")).unwrap();
     }
-    println!(" {:>16}", "target vs JAX");
+    writeln!(out, " {:>20}", "target vs JAX").unwrap();
     for (algorithm, &ours) in theta {
-        print!("{algorithm:<36} {ours:>9.0}");
+        write!(out, "{algorithm:<36} {ours:>9.0}").unwrap();
         for key in &columns {
             let cell = peers[*key]
                 .get(algorithm)
-                .map_or("—".to_string(), |&r| format!("{r:.0} ({:.1}x)", ours / r));
-            print!(" {cell:>22}");
+                .map_or("—".to_string(), |&r| format!("{r:.0} ({})", ratio(ours / r)));
+            write!(out, " {cell:>22}").unwrap();
         }
         let jax = peers.iter().find(|((f, _), _)| f == "jax").and_then(|(_, m)| m.get(algorithm));
         let verdict = jax.map_or("—".to_string(), |&r| {
-            let (ratio, want) = (ours / r, target(algorithm));
-            format!("{want:.0}x: {}", if ratio >= want { "met" } else { "not met" })
+            let want = target(algorithm);
+            if ours / r >= want {
+                format!("{want:.0}x: met")
+            } else {
+                format!("{want:.0}x: needs {:.0}/s", want * r)
+            }
         });
-        println!(" {verdict:>16}");
+        writeln!(out, " {verdict:>20}").unwrap();
     }
-    println!("(theta's ratio to each peer in brackets; both measured in this run)");
+    out.push_str(
+        "(theta's ratio to each peer in brackets; both measured in this run; \
+         a target not met shows the meta-steps/s that would meet it)\n",
+    );
+    out
+}
+
+/// A ratio as the table prints it: two decimals below 10×, so that one just
+/// short of its target (1.97×) does not read as the target (2.0×).
+fn ratio(r: f64) -> String {
+    if r < 10.0 { format!("{r:.2}x") } else { format!("{r:.1}x") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ratio_just_short_of_its_target_reads_short() {
+        let theta = BTreeMap::from([
+            ("maml_1_step".to_string(), 12_500.0),
+            ("pretrained".to_string(), 16_393.0),
+        ]);
+        let jax = BTreeMap::from([
+            ("maml_1_step".to_string(), 2_439.0),
+            ("pretrained".to_string(), 8_342.0),
+        ]);
+        let peers = PeerResults::from([(("jax".to_string(), "jit".to_string()), jax)]);
+        let text = table(&theta, &peers);
+        let line = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap().to_string();
+        let pretrained = line("pretrained");
+        assert!(pretrained.contains("8342 (1.97x)"), "{pretrained}");
+        assert!(pretrained.ends_with("2x: needs 16684/s"), "{pretrained}");
+        let maml = line("maml_1_step");
+        assert!(maml.contains("2439 (5.13x)") && maml.ends_with("5x: met"), "{maml}");
+        assert!(table(&theta, &PeerResults::new()).is_empty());
+    }
 }
