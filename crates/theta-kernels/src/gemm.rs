@@ -44,27 +44,26 @@
 //! products, weighted sums of rows and dot products, each a short loop here.
 //! faer's fixed cost per call (60–80 ns) was more than their arithmetic.
 //!
-//! Which products take which path was measured (`cargo bench -p
-//! theta-benches -- gemm`, and in-process A/B runs of whole meta-steps,
-//! 2026-11-22): `x · W` with at most [`SMALL_ROWS`] rows and at least 16
-//! output columns is 15–25% faster than faer at the sinusoid's shape
-//! (10 × 40 × 40); `xᵀ δ` over at most [`SMALL_ROWS`] rows 5% faster (since
-//! 2026-12-06 over up to [`SMALL_TN_ROWS`], the pretrained baseline's 500); the
-//! one-term and one-column loops 1.1–3× faster than faer. With those and
-//! the faster column sums and finiteness checks of the same change, MAML's
-//! and first-order MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this
-//! kernel could only run on a transposed copy of W (the transpose alone
-//! costs about as much as the product), stays on faer, as do longer
-//! reductions and large layers, unless the caller made Wᵀ for several
-//! products ([`transpose`]; see `Dense::transposes`), or the product has
-//! so many rows that the transpose is cheap beside it ([`TALL_NT_ROWS`]:
-//! the pretrained baseline's 500-row `δz Wᵀ`, 4% faster as a whole step).
-//! Caching the transposes per thread (θ's weights serve every task of a meta-batch) did
-//! not pay: on a hit
-//! the product was 30% faster than faer's, but recognising W (comparing its
-//! 1,600 values with the cached copies) and copying the matrices met once
-//! (an adapted φ, a direction V) made MAML's meta-step 4% (one inner step)
-//! to 13% (five) slower (2026-12-03, Xeon with AVX-512).
+//! Which products take which path was measured (`cargo bench -p theta-benches
+//! -- gemm`, and in-process A/B runs of whole meta-steps, 2026-11-22): `x ·
+//! W` with at most [`SMALL_ROWS`] rows and at least 16 output columns is
+//! 15–25% faster than faer at the sinusoid's shape (10 × 40 × 40); `xᵀ δ`
+//! over at most [`SMALL_ROWS`] rows 5% faster (since 2026-12-06 over up to
+//! [`SMALL_TN_ROWS`], the pretrained baseline's 500); the one-term and
+//! one-column loops 1.1–3× faster than faer. With those and the faster column
+//! sums and finiteness checks of the same change, MAML's and first-order
+//! MAML's meta-steps got 10–13% faster. `δ Wᵀ`, which this kernel could only
+//! run on a transposed copy of W (the transpose alone costs about as much as
+//! the product), stays on faer, as do longer reductions and large layers,
+//! unless the caller made Wᵀ for several products ([`transpose`]; see
+//! `Dense::transposes`), or the product has so many rows that the transpose
+//! is cheap beside it ([`TALL_NT_ROWS`]: the pretrained baseline's 500-row
+//! `δz Wᵀ`, 4% faster as a whole step). Caching the transposes per thread
+//! (θ's weights serve every task of a meta-batch) did not pay: on a hit the
+//! product was 30% faster than faer's, but recognising W (comparing its 1,600
+//! values with the cached copies) and copying the matrices met once (an
+//! adapted φ, a direction V) made MAML's meta-step 4% (one inner step) to 13%
+//! (five) slower (2026-12-03, Xeon with AVX-512).
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};

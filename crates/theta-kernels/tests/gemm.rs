@@ -241,9 +241,8 @@ fn fused_forward_is_product_then_sweep<T: Real>() {
             gemm(false, &mut expected, &a, &b, m, k, n);
             let act = if relu { Activation::Relu } else { Activation::Identity };
             bias_activation(act, &mut expected, &bias);
-            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
             let what = format!("{m}×{k}×{n} relu={relu} ({})", T::NAME);
-            assert_eq!(bits(&fused[..m * n]), bits(&expected), "{what}");
+            assert_eq!(bits::<T>(&fused[..m * n]), bits::<T>(&expected), "{what}");
             assert!(
                 fused[m * n..].iter().all(|x| x.to_f64() == SENTINEL),
                 "{what}: wrote past out"
@@ -271,7 +270,6 @@ fn fused_forward_is_product_then_sweep_f64() {
 /// the outputs.
 fn fused_backward_is_the_sequence<T: Real>() {
     let mut g = Lcg(17);
-    let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
     let pad = |mut v: Vec<T>| {
         v.extend(std::iter::repeat_n(T::from_f64(SENTINEL), 40));
         v
@@ -301,8 +299,8 @@ fn fused_backward_is_the_sequence<T: Real>() {
         let (mut ew, mut eb) = (vec![T::ZERO; k * n], vec![T::ZERO; n]);
         gemm_tn(false, &mut ew, &x, &delta, m, k, n);
         column_sums(&delta, &mut eb);
-        assert_eq!(bits(&gw[..k * n]), bits(&ew), "∂W {what}");
-        assert_eq!(bits(&gb[..n]), bits(&eb), "∂b {what}");
+        assert_eq!(bits::<T>(&gw[..k * n]), bits::<T>(&ew), "∂W {what}");
+        assert_eq!(bits::<T>(&gb[..n]), bits::<T>(&eb), "∂b {what}");
         assert!(gw[k * n..].iter().chain(&gb[n..]).all(|x| x.to_f64() == SENTINEL), "{what}");
         // δz_below = (δz Wᵀ) ⊙ σ'(h) for δz of m × n, W of k × n, h of m × k.
         for act in [Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Sigmoid] {
@@ -315,7 +313,7 @@ fn fused_backward_is_the_sequence<T: Real>() {
             let mut expected = vec![T::ZERO; m * k];
             gemm_nt(false, &mut expected, &delta, &w, m, n, k);
             mul_activation_derivative(act, &h, &mut expected);
-            assert_eq!(bits(&fused[..m * k]), bits(&expected), "δz {act:?} {what}");
+            assert_eq!(bits::<T>(&fused[..m * k]), bits::<T>(&expected), "δz {act:?} {what}");
             assert!(fused[m * k..].iter().all(|x| x.to_f64() == SENTINEL), "{what}");
         }
     }
@@ -372,10 +370,9 @@ fn transposed_products_match_faer<T: Real>() {
                     let (mut faer, mut small) = (old.clone(), old);
                     gemm_nt(accumulate, &mut faer, &d, &w, rows, o, i);
                     gemm(accumulate, &mut small, &d, &wt, rows, o, i);
-                    let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
                     assert_eq!(
-                        bits(&small),
-                        bits(&faer),
+                        bits::<T>(&small),
+                        bits::<T>(&faer),
                         "{rows} rows, W {i}×{o}, accumulate {accumulate} ({})",
                         T::NAME
                     );
@@ -400,6 +397,45 @@ fn transposed_products_match_faer_f64() {
     transposed_products_match_faer::<f64>();
 }
 
+/// Each value's bits, widened to f64 (exact), for bit-for-bit comparisons.
+fn bits<T: Real>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|x| x.to_f64().to_bits()).collect()
+}
+
+/// `out (m × n) ← [out +] a · b` on faer, `a` of `m × k` (given transposed,
+/// `k × m`, when `a_t`) and `b` of `k × n` (given transposed, `n × k`,
+/// when `b_t`), all row-major: the product the small kernel's routes must
+/// equal bit for bit.
+#[allow(clippy::too_many_arguments)]
+fn faer_product<T: Real>(
+    accumulate: bool,
+    out: &mut [T],
+    a: &[T],
+    a_t: bool,
+    b: &[T],
+    b_t: bool,
+    (m, k, n): (usize, usize, usize),
+) {
+    let a = if a_t {
+        faer::MatRef::from_row_major_slice(a, k, m).transpose()
+    } else {
+        faer::MatRef::from_row_major_slice(a, m, k)
+    };
+    let b = if b_t {
+        faer::MatRef::from_row_major_slice(b, n, k).transpose()
+    } else {
+        faer::MatRef::from_row_major_slice(b, k, n)
+    };
+    faer::linalg::matmul::matmul(
+        faer::MatMut::from_row_major_slice_mut(out, m, n),
+        if accumulate { faer::Accum::Add } else { faer::Accum::Replace },
+        a,
+        b,
+        T::ONE,
+        faer::Par::Seq,
+    );
+}
+
 /// `xᵀ δ` over long sums (up to [`SMALL_TN_ROWS`] rows, the pretrained
 /// baseline's 500) on the small kernel is faer's product bit for bit where
 /// multiply-adds are fused, so that moving the bound changed no result.
@@ -413,18 +449,10 @@ fn long_weight_gradients_match_faer<T: Real>() {
         let mut small = vec![T::ZERO; k * n];
         gemm_tn(false, &mut small, &x, &d, m, k, n);
         let mut faer = vec![T::ZERO; k * n];
-        faer::linalg::matmul::matmul(
-            faer::MatMut::from_row_major_slice_mut(&mut faer, k, n),
-            faer::Accum::Replace,
-            faer::MatRef::from_row_major_slice(&x, m, k).transpose(),
-            faer::MatRef::from_row_major_slice(&d, m, n),
-            T::ONE,
-            faer::Par::Seq,
-        );
-        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+        faer_product(false, &mut faer, &x, true, &d, false, (k, m, n));
         let what = format!("xᵀ δ {m} × {k} × {n} ({})", T::NAME);
         if cfg!(target_feature = "fma") {
-            assert_eq!(bits(&small), bits(&faer), "{what}");
+            assert_eq!(bits::<T>(&small), bits::<T>(&faer), "{what}");
         } else {
             // Unfused, the two round differently; they still agree closely.
             for (a, b) in small.iter().zip(&faer) {
@@ -449,17 +477,9 @@ fn tall_products_match_faer<T: Real>() {
             let old = g.vec(m * k);
             let (mut ours, mut faer) = (old.clone(), old);
             gemm_nt(accumulate, &mut ours, &d, &w, m, n, k);
-            faer::linalg::matmul::matmul(
-                faer::MatMut::from_row_major_slice_mut(&mut faer, m, k),
-                if accumulate { faer::Accum::Add } else { faer::Accum::Replace },
-                faer::MatRef::from_row_major_slice(&d, m, n),
-                faer::MatRef::from_row_major_slice(&w, k, n).transpose(),
-                T::ONE,
-                faer::Par::Seq,
-            );
-            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            faer_product(accumulate, &mut faer, &d, false, &w, true, (m, n, k));
             let what = format!("δ Wᵀ {m} × {n} × {k}, accumulate {accumulate} ({})", T::NAME);
-            assert_eq!(bits(&ours), bits(&faer), "{what}");
+            assert_eq!(bits::<T>(&ours), bits::<T>(&faer), "{what}");
         }
     }
     assert!(!is_tall_nt(TALL_NT_ROWS - 1, 40, 40), "fewer rows stay on faer");
